@@ -1,0 +1,253 @@
+"""One typed, strict config mirroring ``params.yaml``.
+
+Every section is a frozen dataclass. Loading rejects an unknown or misspelled key, a value
+of the wrong type and a value out of range, each with one line naming the dotted key
+(``train.lambdas.cyc: expected a number >= 0, got -1``). Ranges and choices live in each
+field's metadata, next to the field, so adding a param is one line.
+
+A variant (an ablation, or the GANimation baseline) is a named partial override of the
+``model`` and ``train`` sections; :func:`resolve_variant` deep-merges it and validates the
+result as strictly as the base.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from dftnet.errors import ConfigError
+
+
+def _f(default: Any, doc: str, **rules: Any) -> Any:
+    """A field with its default, a one-line meaning and its validation rules."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: default, metadata=dict(doc=doc, **rules))
+    return field(default=default, metadata=dict(doc=doc, **rules))
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class SyntheticConfig:
+    seed: int = _f(0, "seed of identities, expressions and evaluation pairs", min=0)
+    n_train_identities: int = _f(40, "identities in the training split", min=1)
+    n_test_identities: int = _f(12, "identities in the test split (disjoint from train)", min=1)
+    images_per_identity: int = _f(12, "expressions rendered per identity", min=1)
+    pairs_per_test_identity: int = _f(10, "paired (source, target, ground truth) edits per test identity", min=1)
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    images: str = _f("", "folder of face images (jpg/png), named <id>.<ext>")
+    aus: str = _f("", "AU table: OpenFace CSV(s) folder or file, GANimation aus_openface.pkl, or plain CSV")
+    train_ids: str = _f("", "file listing training ids, one per line")
+    test_ids: str = _f("", "file listing test ids, one per line")
+    pairs_per_test_image: int = _f(1, "evaluation edits per test image (targets drawn from other test images)", min=1)
+    seed: int = _f(0, "seed of the evaluation pairs", min=0)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = _f("data/faces", "prepared dataset in the canonical on-disk format")
+    image_size: int = _f(64, "square side in px at which every stage works", min=16, max=1024)
+    source: str = _f("synthetic", "synthetic: render the embedded default; folder: ingest your own", choices=("synthetic", "folder"))
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    folder: FolderConfig = field(default_factory=FolderConfig)
+
+
+# -------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class ModelConfig:
+    generator: str = _f("dftnet", "generator family", choices=("dftnet", "ganimation"))
+    base_channels: int = _f(64, "channels after the 7x7 stem; doubled at each downsampling", min=4)
+    n_down: int = _f(2, "stride-2 convolutions in E (and upsamplings in F and T)", min=1, max=4)
+    n_res_blocks: int = _f(6, "residual blocks at the bottleneck", min=0)
+    texture: bool = _f(True, "DFT-Net: use the texture decoder T (false = warp_only: output X_a)")
+    skip: bool = _f(True, "DFT-Net: skip connections from E into T")
+    critic_channels: int = _f(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
+    critic_layers: int = _f(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
+
+
+# -------------------------------------------------------------------------- train
+@dataclass(frozen=True)
+class LambdaConfig:
+    gp: float = _f(10.0, "WGAN-GP gradient penalty, Eq. (6)", min=0.0)
+    adv: float = _f(1.0, "adversarial term, Eq. (6)", min=0.0)
+    cond: float = _f(4000.0, "AU conditional term, Eq. (7); applied / batch_size as GANimation's code", min=0.0)
+    cyc: float = _f(10.0, "cycle consistency, Eq. (8)", min=0.0)
+    tv: float = _f(1e-4, "total variation of the flow Phi, Eq. (9)", min=0.0)
+    att: float = _f(1.0, "attention term, Eq. (10) (GANimation: mean of its mask)", min=0.0)
+    att_tv: float = _f(0.0, "total variation of the attention mask (GANimation's mask smoothness)", min=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(30, "passes over the training split", min=1)
+    decay_epochs: int = _f(10, "last epochs over which the learning rate decays linearly to 0", min=0)
+    batch_size: int = _f(16, "images per step", min=1)
+    lr: float = _f(1e-4, "Adam learning rate (both networks)", min=0.0)
+    beta1: float = _f(0.5, "Adam beta1", min=0.0, max=1.0)
+    beta2: float = _f(0.999, "Adam beta2", min=0.0, max=1.0)
+    n_critic: int = _f(5, "critic steps per generator step", min=1)
+    au_noise: float = _f(0.1, "uniform noise (in [0,1] AU units) added to target AUs, as GANimation", min=0.0)
+    flip: bool = _f(True, "random horizontal flips")
+    checkpoint_every: int = _f(5, "epochs between full-state checkpoints", min=1)
+    log_every: int = _f(10, "generator steps between log rows", min=1)
+    lambdas: LambdaConfig = field(default_factory=LambdaConfig)
+
+
+# ------------------------------------------------------------------ judge, eval
+@dataclass(frozen=True)
+class JudgeConfig:
+    seed: int = _f(0, "seed of the AU judge's training", min=0)
+    epochs: int = _f(15, "passes over the training split", min=1)
+    batch_size: int = _f(32, "images per step", min=1)
+    lr: float = _f(1e-3, "Adam learning rate", min=0.0)
+    base_channels: int = _f(32, "channels of the first conv", min=4)
+    val_fraction: float = _f(0.15, "share of training identities held out for the judge's own quality", min=0.0, max=0.9)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    seed: int = _f(0, "seed for bootstrap resampling and timing inputs", min=0)
+    batch_size: int = _f(64, "images per generator pass when editing", min=1)
+    bootstrap: int = _f(1000, "bootstrap resamples for 95% confidence intervals", min=10)
+    timing_runs: int = _f(50, "timed passes per batch size", min=5)
+    timing_warmup: int = _f(5, "untimed passes before timing", min=0)
+    timing_batch_sizes: list = _f([1, 64], "batch sizes timed")
+    fid_weights: str = _f("", "explicit path to pytorch-fid's pt_inception-2015-12-05 weights ('' = torch hub cache)")
+    lpips_weights: str = _f("", "explicit folder holding alexnet-owt-*.pth and lpips alex.pth ('' = standard locations)")
+    identity: bool = _f(True, "compute dlib identity distances (needs dlib-bin + face-recognition-models)")
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    variants: dict = _f({}, "name -> partial override of the model and train sections")
+    seeds: list = _f([0], "training seeds; every variant is trained once per seed")
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ------------------------------------------------------------------------ loading
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            list: "a list", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check_scalar(value: Any, tp: Any, meta: Mapping[str, Any], key: str) -> Any:
+    # bool is an int in Python; a YAML `true` must not pass for an integer or a number.
+    ok = (isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))) or (
+        tp is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is float:
+        value = float(value)
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: expected one of {', '.join(meta['choices'])}, got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{key}: expected a value >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{key}: expected a value <= {meta['max']}, got {value!r}")
+    return value
+
+
+def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and bad values."""
+    where = prefix.rstrip(".") or "params"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(fields)})")
+    values = {}
+    for name, value in data.items():
+        tp, meta, key = hints[name], fields[name].metadata, f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            values[name] = from_mapping(tp, value, key + ".")
+        else:
+            values[name] = _check_scalar(value, tp, meta, key)
+    return cls(**values)
+
+
+def _deep_merge(base: dict, override: Mapping, key: str) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v, f"{key}.{k}")
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one training run needs: the resolved model and train sections of a variant."""
+
+    variant: str
+    seed: int
+    image_size: int
+    model: ModelConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
+    """The base ``model``/``train`` sections with variant ``name``'s override merged in."""
+    if name not in params.variants:
+        raise ConfigError(f"variants.{name}: unknown variant (known: {', '.join(params.variants)})")
+    override = params.variants[name] or {}
+    where = f"variants.{name}"
+    if not isinstance(override, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of model/train overrides, got {override!r}")
+    extra = sorted(set(override) - {"model", "train"})
+    if extra:
+        raise ConfigError(f"{where}.{extra[0]}: unknown key (a variant overrides only model and train)")
+    model = from_mapping(ModelConfig, _deep_merge(dataclasses.asdict(params.model), override.get("model") or {}, where), f"{where}.model.")
+    train = from_mapping(TrainConfig, _deep_merge(dataclasses.asdict(params.train), override.get("train") or {}, where), f"{where}.train.")
+    return RunConfig(variant=name, seed=seed, image_size=params.data.image_size, model=model, train=train)
+
+
+def run_config_from_dict(d: Mapping) -> RunConfig:
+    """Rebuild a RunConfig saved with :meth:`RunConfig.to_dict` (checkpoints, run folders)."""
+    return RunConfig(variant=str(d["variant"]), seed=int(d["seed"]), image_size=int(d["image_size"]),
+                     model=from_mapping(ModelConfig, d["model"], "model."),
+                     train=from_mapping(TrainConfig, d["train"], "train."))
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every variant is resolved once so a typo fails here."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        raise ConfigError(f"{path}: not valid YAML" + (f" (line {line + 1})" if line is not None else "")) from None
+    params = from_mapping(Params, raw)
+    if not params.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in params.seeds):
+        raise ConfigError(f"seeds: expected a non-empty list of integers >= 0, got {params.seeds!r}")
+    sizes = params.eval.timing_batch_sizes
+    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        raise ConfigError(f"eval.timing_batch_sizes: expected a non-empty list of integers >= 1, got {sizes!r}")
+    for name in params.variants:
+        if not isinstance(name, str) or not name.replace("_", "").isalnum():
+            raise ConfigError(f"variants.{name}: a variant name uses letters, digits and '_' only")
+        resolve_variant(params, name, params.seeds[0])
+    if params.train.decay_epochs > params.train.epochs:
+        raise ConfigError(f"train.decay_epochs: expected a value <= train.epochs ({params.train.epochs}), got {params.train.decay_epochs}")
+    return params
+
