@@ -1,0 +1,28 @@
+# Two entry points, each doing all the set-up on a fresh machine:
+#   make repro   -> virtual environment + `dvc repro` (the embedded synthetic default)
+#   make test    -> virtual environment + the test suite
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# torch/torchvision pinned as a matching pair (the CUDA build also runs on CPU-only machines).
+TORCH   ?= torch==2.14.1 torchvision==0.29.1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: repro test bench clean-runs
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_train.py

@@ -1,0 +1,78 @@
+"""The ``dftnet`` command: one subcommand per pipeline step, each a thin call into the library.
+
+Errors meant for people (:class:`dftnet.errors.BenchError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from dftnet.errors import BenchError
+
+
+def guarded(fn: Callable[[], object]) -> int:
+    """Run ``fn``; a BenchError becomes one line on stderr and exit status 2."""
+    try:
+        fn()
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dftnet", description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare", help="render the synthetic dataset or ingest a folder into data.root")
+    t = sub.add_parser("train", help="train one variant for every seed (resumes from checkpoints)")
+    t.add_argument("variant")
+    t.add_argument("--out", default="runs", help="runs root: <out>/<variant>/seed<k>/")
+    t.add_argument("--device", default=None, help="cuda / cpu (default: cuda where present)")
+    j = sub.add_parser("judge", help="train the independent AU judge")
+    j.add_argument("--out", default="judge")
+    e = sub.add_parser("evaluate", help="evaluate every seed of one variant")
+    e.add_argument("variant")
+    e.add_argument("--runs", default="runs")
+    e.add_argument("--judge", default="judge")
+    e.add_argument("--out", default="eval")
+    tm = sub.add_parser("timing", help="inference timing of every variant's generator, interleaved")
+    tm.add_argument("--out", default="eval/timing.json")
+    r = sub.add_parser("report", help="tables, claims and figure grids into reports/")
+    r.add_argument("--runs", default="runs")
+    r.add_argument("--eval", default="eval")
+    r.add_argument("--judge", default="judge")
+    r.add_argument("--out", default="reports")
+    c = sub.add_parser("contact-sheet", help="the synthetic faces' contact sheet")
+    c.add_argument("--out", default="reports/synthetic_contact_sheet.png")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from dftnet import stages  # heavy imports only once the arguments parse
+
+    def run() -> None:
+        params = stages.load(args.params)
+        if args.command == "prepare":
+            stages.prepare(params)
+        elif args.command == "train":
+            stages.train_variant(params, args.variant, args.out, args.device)
+        elif args.command == "judge":
+            stages.train_judge(params, args.out)
+        elif args.command == "evaluate":
+            stages.evaluate_variant(params, args.variant, args.runs, args.judge, args.out)
+        elif args.command == "timing":
+            stages.timing(params, args.out)
+        elif args.command == "report":
+            stages.report(params, args.runs, args.eval, args.judge, args.out)
+        elif args.command == "contact-sheet":
+            stages.contact_sheet(params, args.out)
+
+    return guarded(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""The WGAN-GP trainer shared by DFT-Net, its ablations and the GANimation baseline.
+
+One loop for every variant: the generator family and the regularisers come from the
+resolved config, the lambdas are applied in one place (:func:`weighted_total`), and a term
+whose lambda is 0 is never computed. As GANimation's official code, the critic is trained
+every iteration and the generator every ``n_critic``-th.
+
+Reproducibility: all randomness of the loop (shuffling, flips, target AUs, AU noise,
+gradient-penalty interpolation) comes from one ``torch.Generator`` on the training device,
+whose state is checkpointed with the networks, optimisers, schedulers and counters.
+Checkpoints fall on epoch boundaries, so a run killed at any moment and resumed from its
+last checkpoint ends with the same weights as an uninterrupted one (bit-exact on CPU).
+
+Host synchronisation: the data live on the device, indexing and random draws happen
+there, and loss values are stacked on the device; the host reads them once per log row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dftnet import losses
+from dftnet.config import LambdaConfig, RunConfig, run_config_from_dict
+from dftnet.data.dataset import FaceDataset
+from dftnet.errors import DataError, TrainingDiverged
+from dftnet.imageops import aus_to_model, to_model
+from dftnet.models import build_critic, build_generator
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.csv"
+# Stable names of the logged (unweighted) terms; a term whose lambda is 0 stays empty.
+D_TERMS = ("d_adv", "d_gp", "d_cond")
+G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv")
+LOG_COLUMNS = ("step", "epoch", "lr", "images_per_s") + D_TERMS + G_TERMS
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA where present, else CPU; an explicit name wins."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class TrainState:
+    """Everything that defines where a run is; saved whole in each checkpoint."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: torch.optim.lr_scheduler.LambdaLR
+    sched_D: torch.optim.lr_scheduler.LambdaLR
+    rng: torch.Generator
+    epoch: int = 0  # epochs completed
+    step: int = 0  # generator steps completed
+
+
+def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """Constant, then linear decay over the last ``decay_epochs`` (paper: last 10 of 30).
+
+    Epoch ``epochs - decay_epochs`` still runs at the full rate; the last one at 1/decay_epochs.
+    """
+    start = epochs - decay_epochs
+    return 1.0 if epoch < start else (epochs - epoch) / decay_epochs
+
+
+def build_state(run: RunConfig, device: torch.device) -> TrainState:
+    torch.manual_seed(run.seed)  # network initialisation
+    G = build_generator(run.model, run.image_size).to(device)
+    D = build_critic(run.model, run.image_size).to(device)
+    t = run.train
+
+    def adam(module: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+
+    def schedule(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, t.epochs, t.decay_epochs))
+
+    opt_G, opt_D = adam(G), adam(D)
+    rng = torch.Generator(device=device)
+    rng.manual_seed(run.seed)
+    return TrainState(G, D, opt_G, opt_D, schedule(opt_G), schedule(opt_D), rng)
+
+
+# ----------------------------------------------------------------- checkpoints
+def save_checkpoint(state: TrainState, run: RunConfig, path: Path) -> None:
+    """Full state as plain tensors and dicts (no pickled classes), written atomically."""
+    payload = {
+        "format": 1,
+        "config": run.to_dict(),
+        "epoch": state.epoch,
+        "step": state.step,
+        "G": state.G.state_dict(),
+        "D": state.D.state_dict(),
+        "opt_G": state.opt_G.state_dict(),
+        "opt_D": state.opt_D.state_dict(),
+        "sched_G": state.sched_G.state_dict(),
+        "sched_D": state.sched_D.state_dict(),
+        "rng_loop": state.rng.get_state(),
+        "rng_torch": torch.get_rng_state(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a checkpoint without executing code (``weights_only=True``); one-line errors."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: checkpoint not found") from None
+    except Exception as err:  # unpickling refusal, truncation, not a zip archive ...
+        raise DataError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
+
+
+def restore(state: TrainState, ckpt: dict) -> None:
+    state.G.load_state_dict(ckpt["G"])
+    state.D.load_state_dict(ckpt["D"])
+    state.opt_G.load_state_dict(ckpt["opt_G"])
+    state.opt_D.load_state_dict(ckpt["opt_D"])
+    state.sched_G.load_state_dict(ckpt["sched_G"])
+    state.sched_D.load_state_dict(ckpt["sched_D"])
+    state.rng.set_state(ckpt["rng_loop"])
+    torch.set_rng_state(ckpt["rng_torch"])
+    state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module, RunConfig]:
+    """The trained generator and critic of a run folder, in eval mode, with their config."""
+    ckpt = read_checkpoint(Path(run_dir) / CHECKPOINT)
+    run = run_config_from_dict(ckpt["config"])
+    G = build_generator(run.model, run.image_size)
+    D = build_critic(run.model, run.image_size)
+    G.load_state_dict(ckpt["G"])
+    D.load_state_dict(ckpt["D"])
+    return G.to(device).eval(), D.to(device).eval(), run
+
+
+# ---------------------------------------------------------------------- losses
+def weighted_total(terms: dict[str, torch.Tensor], lam: LambdaConfig, batch_size: int) -> torch.Tensor:
+    """The one place the lambdas are applied. ``cond`` is divided by the batch size, as
+    GANimation's official code does (see baselines/PORTING.md)."""
+    weight = {"adv": lam.adv, "gp": lam.gp, "cond": lam.cond / batch_size, "cyc": lam.cyc,
+              "tv": lam.tv, "att": lam.att, "att_tv": lam.att_tv}
+    return sum(weight[name.split("_", 1)[1]] * value for name, value in terms.items())
+
+
+def critic_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: torch.Tensor,
+                 lam: LambdaConfig) -> dict[str, torch.Tensor]:
+    """Unweighted critic terms of Eqs. (6) and (7) on one batch."""
+    with torch.no_grad():
+        fake = state.G(x, y_t).image
+    d_real, c_real = state.D(x)
+    d_fake, _ = state.D(fake)
+    terms = {"d_adv": losses.critic_wgan_loss(d_real, d_fake)}
+    if lam.gp:
+        alpha = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=state.rng)
+        terms["d_gp"] = losses.gradient_penalty(lambda z: state.D(z)[0], x, fake, alpha)
+    if lam.cond:
+        terms["d_cond"] = losses.au_condition_loss(c_real, y_s)
+    return terms
+
+
+def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: torch.Tensor,
+                    lam: LambdaConfig) -> dict[str, torch.Tensor]:
+    """Unweighted generator terms of Eqs. (6)-(10) on one batch.
+
+    The regularisers (Phi TV, attention) apply to both the edit and the cycle pass, as
+    GANimation's official code applies its mask terms to both.
+    """
+    active = {name for name in ("tv", "att", "att_tv") if getattr(lam, name)}
+    out = state.G(x, y_t)
+    d_fake, c_fake = state.D(out.image)
+    terms = {"g_adv": losses.generator_wgan_loss(d_fake)}
+    if lam.cond:
+        terms["g_cond"] = losses.au_condition_loss(c_fake, y_t)
+    regs = state.G.regularisers(out, active)
+    if lam.cyc:
+        rec = state.G(out.image, y_s)
+        terms["g_cyc"] = losses.cycle_loss(x, rec.image)
+        rec_regs = state.G.regularisers(rec, active)
+        regs = {k: v + rec_regs[k] for k, v in regs.items()}
+    terms.update({f"g_{k}": v for k, v in regs.items()})
+    return terms
+
+
+# ----------------------------------------------------------------------- batches
+def draw_batch(images: torch.Tensor, aus: torch.Tensor, idx: torch.Tensor, state: TrainState,
+               flip: bool, au_noise: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source images, their AUs and target AUs (another training image's, plus uniform noise,
+    as GANimation) for one batch; everything drawn on the device from the loop's generator."""
+    x = to_model(images[idx])
+    if flip:
+        mask = torch.rand(idx.shape[0], 1, 1, 1, device=x.device, generator=state.rng) < 0.5
+        x = torch.where(mask, x.flip(-1), x)
+    y_s = aus[idx]
+    other = torch.randint(0, aus.shape[0], idx.shape, device=x.device, generator=state.rng)
+    noise = (torch.rand(y_s.shape, device=x.device, generator=state.rng) * 2 - 1) * au_noise
+    y_t = (aus[other] + noise).clamp(0, 1)
+    return x, y_s, y_t
+
+
+# ----------------------------------------------------------------------- logging
+class Log:
+    """Per-step losses stacked on the device; the host reads them once per log row."""
+
+    def __init__(self, path: Path, keep_until_step: int):
+        self.path = path
+        rows = []
+        if path.exists() and keep_until_step > 0:  # resume: drop rows past the checkpoint
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.pending: dict[str, list[torch.Tensor]] = {}
+        self.t0, self.images = time.perf_counter(), 0
+
+    def add(self, terms: dict[str, torch.Tensor], images: int = 0) -> None:
+        for k, v in terms.items():
+            self.pending.setdefault(k, []).append(v.detach().float())
+        self.images += images
+
+    def flush(self, step: int, epoch: int, lr: float) -> dict:
+        """Write one row (means since the last row); raise if any term went non-finite."""
+        values = {k: torch.stack(v).cpu() for k, v in self.pending.items()}
+        for name, vals in values.items():
+            bad = (~torch.isfinite(vals)).nonzero()
+            if len(bad):
+                raise TrainingDiverged(f"loss {name} is {vals[bad[0, 0]].item()} within the {len(vals)} "
+                                       f"steps before generator step {step} (epoch {epoch}); "
+                                       f"last good checkpoint kept")
+        elapsed = time.perf_counter() - self.t0
+        row = {"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(self.images / max(elapsed, 1e-9), 2)}
+        row.update({k: float(v.mean()) for k, v in values.items()})
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, LOG_COLUMNS).writerow(row)
+        self.pending, self.t0, self.images = {}, time.perf_counter(), 0
+        return row
+
+
+def progress_line(row: dict, epochs: int) -> str:
+    losses_txt = " ".join(f"{k}={row[k]:.4g}" for k in D_TERMS + G_TERMS if k in row)
+    return f"epoch {row['epoch']}/{epochs} step {row['step']} lr {row['lr']:.2e} {row['images_per_s']:.0f} img/s {losses_txt}"
+
+
+# -------------------------------------------------------------------------- loop
+def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | None = None,
+          stop_after_epochs: int | None = None) -> dict:
+    """Train one variant and seed into ``out_dir``, resuming from its checkpoint if present.
+
+    ``stop_after_epochs`` ends the process early (tests of resume); the run stays resumable.
+    Returns the run summary also written to ``out_dir/train_summary.json``.
+    """
+    out_dir, dev, t = Path(out_dir), pick_device(device), run.train
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if ds.image_size != run.image_size:
+        raise DataError(f"{ds.meta.get('root', 'dataset')}: images are {ds.image_size} px, params say data.image_size={run.image_size}")
+    state = build_state(run, dev)
+    ckpt_path = out_dir / CHECKPOINT
+    if ckpt_path.exists():  # 1. resume where the last checkpoint left off
+        ckpt = read_checkpoint(ckpt_path)
+        if ckpt["config"] != run.to_dict():
+            raise DataError(f"{ckpt_path}: checkpoint was written with other params; delete the run folder to start over")
+        restore(state, ckpt)
+    (out_dir / "config.json").write_text(json.dumps(run.to_dict(), indent=2))
+    images = ds.images[ds.train_idx].to(dev)  # 2. the training split lives on the device
+    aus = aus_to_model(ds.aus[ds.train_idx]).to(dev)
+    n_iter = images.shape[0] // t.batch_size
+    if n_iter == 0:
+        raise DataError(f"training split has {images.shape[0]} images, fewer than train.batch_size={t.batch_size}")
+    log = Log(out_dir / LOG, state.step)
+    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    start, t_start = state.epoch, time.perf_counter()
+    for epoch in range(state.epoch, t.epochs):
+        perm = torch.randperm(images.shape[0], device=dev, generator=state.rng)
+        for it in range(n_iter):
+            idx = perm[it * t.batch_size:(it + 1) * t.batch_size]
+            x, y_s, y_t = draw_batch(images, aus, idx, state, t.flip, t.au_noise)
+            with autocast:  # 3. critic step, every iteration
+                d_terms = critic_terms(state, x, y_s, y_t, t.lambdas)
+            state.opt_D.zero_grad(set_to_none=True)
+            weighted_total(d_terms, t.lambdas, t.batch_size).backward()
+            state.opt_D.step()
+            log.add(d_terms, images=x.shape[0])
+            if (epoch * n_iter + it + 1) % t.n_critic:  # global count: epochs may be short
+                continue
+            with autocast:  # 4. generator step, every n_critic-th iteration
+                g_terms = generator_terms(state, x, y_s, y_t, t.lambdas)
+            state.opt_G.zero_grad(set_to_none=True)
+            weighted_total(g_terms, t.lambdas, t.batch_size).backward()
+            state.opt_G.step()
+            state.step += 1
+            log.add(g_terms)
+            if state.step % t.log_every == 0:  # 5. one host read per log row
+                print(progress_line(log.flush(state.step, epoch, state.sched_G.get_last_lr()[0]), t.epochs), file=sys.stderr)
+        state.epoch = epoch + 1
+        checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs
+        if checkpoint_now and log.pending:  # a non-finite term stops here, before the save
+            log.flush(state.step, epoch, state.sched_G.get_last_lr()[0])
+        state.sched_G.step()
+        state.sched_D.step()
+        if checkpoint_now:  # 6. full state, atomically
+            save_checkpoint(state, run, ckpt_path)
+        if stop_after_epochs is not None and state.epoch - start >= stop_after_epochs:
+            return {}
+    return write_summary(run, state, out_dir, images.shape[0] * (t.epochs - start), time.perf_counter() - t_start, dev)
+
+
+def write_summary(run: RunConfig, state: TrainState, out_dir: Path, images_seen: int,
+                  seconds: float, dev: torch.device) -> dict:
+    summary = {
+        "variant": run.variant, "seed": run.seed, "epochs": state.epoch, "generator_steps": state.step,
+        "train_seconds_this_session": round(seconds, 2),
+        "critic_images_per_s": round(images_seen / seconds, 2) if seconds > 0 and images_seen else None,
+        "generator_parameters": sum(p.numel() for p in state.G.parameters()),
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+    }
+    tmp = out_dir / "train_summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out_dir / "train_summary.json")
+    return summary
+

@@ -1,0 +1,7 @@
+"""Stage `contact_sheet`: reads `data.synthetic.seed`; writes reports/synthetic_contact_sheet.png."""
+import sys
+
+from dftnet import stages
+from dftnet.cli import guarded
+
+sys.exit(guarded(lambda: stages.contact_sheet(stages.load(), "reports/synthetic_contact_sheet.png")))

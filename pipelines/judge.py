@@ -1,0 +1,7 @@
+"""Stage `judge`: reads data.image_size, judge; writes judge/ (weights) and metrics/judge.json."""
+import sys
+
+from dftnet import stages
+from dftnet.cli import guarded
+
+sys.exit(guarded(lambda: stages.train_judge(stages.load(), "judge")))

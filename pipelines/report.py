@@ -1,0 +1,7 @@
+"""Stage `report`: reads variants, seeds; writes the tables, claims and figure grids in reports/."""
+import sys
+
+from dftnet import stages
+from dftnet.cli import guarded
+
+sys.exit(guarded(lambda: stages.report(stages.load(), "runs", "eval", "judge", "reports")))

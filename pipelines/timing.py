@@ -1,0 +1,7 @@
+"""Stage `timing`: reads data.image_size, model, variants, eval; writes metrics/timing.json."""
+import sys
+
+from dftnet import stages
+from dftnet.cli import guarded
+
+sys.exit(guarded(lambda: stages.timing(stages.load(), "metrics/timing.json")))

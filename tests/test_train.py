@@ -1,0 +1,146 @@
+"""The trainer: schedule, lambda handling, every variant runs, SIGKILL-and-resume equality, NaN stop."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dftnet import losses, train as trainer
+from dftnet.config import LambdaConfig, load_params, resolve_variant
+from dftnet.data.dataset import FaceDataset
+from dftnet.errors import DataError, TrainingDiverged
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(variant="dftnet", epochs=2, size=32, **train_overrides):
+    params = load_params(ROOT / "params.yaml")
+    run = resolve_variant(params, variant, seed=0)
+    model = dataclasses.replace(run.model, base_channels=8, n_res_blocks=1, critic_channels=8, critic_layers=3)
+    t = dataclasses.replace(run.train, epochs=epochs, decay_epochs=1, batch_size=4, n_critic=2,
+                            checkpoint_every=1, log_every=1, **train_overrides)
+    return dataclasses.replace(run, image_size=size, model=model, train=t)
+
+
+def random_dataset(n=24, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = [f"img{k:03d}" for k in range(n)]
+    return FaceDataset(ids=ids, images=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
+                       aus=torch.rand(n, 17, generator=g) * 5, train_ids=ids[:16], test_ids=ids[16:])
+
+
+def test_lr_schedule_is_constant_then_linear():
+    factors = [trainer.lr_factor(e, epochs=30, decay_epochs=10) for e in range(30)]
+    assert factors[:21] == [1.0] * 21
+    assert factors[21:] == pytest.approx([(30 - e) / 10 for e in range(21, 30)])
+    assert factors[-1] == pytest.approx(0.1)
+
+
+def test_weighted_total_applies_each_lambda_once_and_cond_per_batch():
+    lam = LambdaConfig(gp=10, adv=1, cond=4000, cyc=10, tv=1e-4, att=1, att_tv=0)
+    one = torch.tensor(1.0)
+    terms = {"d_adv": one, "d_gp": one, "d_cond": one}
+    assert trainer.weighted_total(terms, lam, batch_size=8).item() == pytest.approx(1 + 10 + 4000 / 8)
+    g = {"g_cyc": one, "g_tv": one, "g_att": one}
+    assert trainer.weighted_total(g, lam, batch_size=8).item() == pytest.approx(10 + 1e-4 + 1)
+
+
+@pytest.mark.parametrize("variant", ["dftnet", "ganimation", "warp_only", "no_skip", "no_att_loss"])
+def test_every_variant_trains_and_logs(tmp_path, variant):
+    summary = trainer.train(tiny_run(variant), random_dataset(), tmp_path)
+    assert summary["epochs"] == 2 and summary["generator_steps"] == 4
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["step", "epoch", "lr", "images_per_s"]
+    G, D, run = trainer.load_trained(tmp_path)
+    assert run.variant == variant and not G.training
+
+
+def test_zero_lambda_skips_the_computation(tmp_path):
+    run = tiny_run(lambdas=LambdaConfig(cyc=0.0, att=0.0, tv=0.0, gp=0.0))
+    state = trainer.build_state(run, torch.device("cpu"))
+    calls = []
+    state.G.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = torch.rand(2, 17)
+    terms = trainer.generator_terms(state, x, y, y, run.train.lambdas)
+    assert set(terms) == {"g_adv", "g_cond"} and len(calls) == 1  # no cycle pass
+    assert "d_gp" not in trainer.critic_terms(state, x, y, y, run.train.lambdas)
+
+
+def test_resume_after_stop_equals_uninterrupted(tmp_path):
+    ds, run = random_dataset(), tiny_run(epochs=3)
+    trainer.train(run, ds, tmp_path / "straight")
+    trainer.train(run, ds, tmp_path / "split", stop_after_epochs=1)
+    trainer.train(run, ds, tmp_path / "split")
+    a = torch.load(tmp_path / "straight" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "split" / trainer.CHECKPOINT, weights_only=True)
+    for net in ("G", "D"):
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
+
+
+def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
+    """Kill a training process with SIGKILL once its first checkpoint exists, resume, compare."""
+    ds, run = random_dataset(n=40), tiny_run(epochs=4)
+    torch.save({"images": ds.images, "aus": ds.aus}, tmp_path / "ds.pt")
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from test_train import random_dataset, tiny_run
+        from dftnet.train import train
+        train(tiny_run(epochs=4), random_dataset(n=40), sys.argv[1])
+    """))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed")], env=env)
+    ckpt = tmp_path / "killed" / trainer.CHECKPOINT
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the job ended before writing a checkpoint"
+    killed_at = torch.load(ckpt, weights_only=True)["epoch"]
+    trainer.train(run, ds, tmp_path / "killed")
+    trainer.train(run, ds, tmp_path / "straight")
+    a = torch.load(tmp_path / "straight" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
+    assert killed_at < 4 and b["epoch"] == 4 and a["step"] == b["step"]
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+    assert all(torch.equal(a["opt_D"]["state"][k]["exp_avg"], b["opt_D"]["state"][k]["exp_avg"]) for k in a["opt_D"]["state"])
+
+
+def test_nan_loss_stops_naming_the_term_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    ds, run = random_dataset(), tiny_run(epochs=3)
+    trainer.train(run, ds, tmp_path, stop_after_epochs=1)
+    good = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=True)
+    monkeypatch.setattr(losses, "cycle_loss", lambda x, y: torch.tensor(float("nan")))
+    with pytest.raises(TrainingDiverged, match="g_cyc"):
+        trainer.train(run, ds, tmp_path)
+    kept = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=True)
+    assert kept["epoch"] == good["epoch"] == 1
+
+
+def test_checkpoints_refuse_code_and_other_params(tmp_path):
+    bad = tmp_path / trainer.CHECKPOINT
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    bad.write_bytes(pickle.dumps({"G": Evil()}))
+    with pytest.raises(DataError, match="checkpoint"):
+        trainer.read_checkpoint(bad)
+    assert not (tmp_path / "pwned").exists()
+    run = tiny_run(epochs=1)
+    trainer.train(run, random_dataset(), tmp_path / "r")
+    with pytest.raises(DataError, match="other params"):
+        trainer.train(tiny_run(epochs=2), random_dataset(), tmp_path / "r")
