@@ -1,0 +1,98 @@
+"""Loss terms of DFT-Net (Sec. 2.3, Eqs. (6)-(10)), shared with the GANimation baseline.
+
+Every function is pure and returns one *unweighted* scalar; the trainer applies the lambdas
+of :class:`dftnet.config.LambdaConfig` in one place and skips a term whose lambda is 0.
+Inputs may come out of a bf16 autocast region: each term is computed in float32, since
+means over ~10^5 elements and squared gradient norms lose too much in bf16.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+# ------------------------------------------------------------------ Eq. (6), WGAN-GP
+def critic_wgan_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """Eq. (6), critic side: ``mean(D(x_fake)) - mean(D(x_real))`` over batch and patches."""
+    return d_fake.float().mean() - d_real.float().mean()
+
+
+def generator_wgan_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """Eq. (6), generator side: ``-mean(D(G(x_s, y_t)))``."""
+    return -d_fake.float().mean()
+
+
+def gradient_penalty(
+    critic_scores_fn: Callable[[torch.Tensor], torch.Tensor],  # x -> critic scores (any shape with batch first)
+    real: torch.Tensor,                                          # B x C x H x W real images
+    fake: torch.Tensor,                                          # B x C x H x W generated images
+    alpha: torch.Tensor,                                         # B (or B x 1 x 1 x 1) mixing weights in [0, 1]
+) -> torch.Tensor:
+    """Eq. (6), the gradient penalty of WGAN-GP (Gulrajani et al. 2017).
+
+    ``x_hat = alpha * real + (1 - alpha) * fake`` (both detached: the penalty trains only the
+    critic), and the penalty is ``mean_b (||grad_x D(x_hat)_b||_2 - 1)^2`` with the norm taken
+    per sample over all of its dimensions. A PatchGAN critic's scores are summed over patches
+    before differentiating, as GANimation's ``grad_outputs=ones`` does. ``create_graph=True``
+    so the penalty can itself be back-propagated into the critic. ``alpha`` is an argument so
+    the trainer owns the randomness and tests can pin it.
+    """
+    alpha = alpha.to(real.dtype).reshape(-1, *([1] * (real.dim() - 1)))
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic_scores_fn(x_hat)
+    (grad,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
+    norms = grad.float().flatten(1).norm(2, dim=1)
+    return ((norms - 1.0) ** 2).mean()
+
+
+# ------------------------------------------------------------- Eq. (7), AU condition
+def au_condition_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. (7): squared error between the critic's AU regression ``D_C`` and the AUs it
+    should see, averaged over batch and the 17 AUs (``nn.MSELoss``).
+
+    The critic is trained with the real image's own AUs, the generator with the target AUs.
+    GANimation's code weights this term by ``lambda_D_cond / batch_size``; the trainer does that.
+    """
+    return torch.mean((pred.float() - target.float()) ** 2)
+
+
+# ------------------------------------------------------------------ Eq. (8), cycle
+def cycle_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+    """Eq. (8): mean absolute error between the source and its reconstruction
+    ``G(G(x_s, y_t), y_s)`` over all elements (``nn.L1Loss``)."""
+    return torch.mean(torch.abs(x.float() - x_rec.float()))
+
+
+# ------------------------------------------------------- Eq. (9), total variation
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Eq. (9), anisotropic total variation: ``sum |x[..., :, 1:] - x[..., :, :-1]|
+    + sum |x[..., 1:, :] - x[..., :-1, :]|``, summed over batch, channels and pixels.
+
+    This is exactly GANimation's mask smoothness (``_compute_loss_smooth`` in
+    ``models/ganimation.py``): a sum, not a mean, so it grows with the batch size and the
+    image area, and its lambdas (GANimation's 1e-5 for the mask) are tuned for that. Using one
+    form for the flow ``Phi`` (DFT-Net's Eq. (9)) and for attention masks keeps the lambdas of
+    ``params.yaml`` comparable with the official code. For ``Phi``, in grid_sample's
+    normalised units, a one-pixel step between neighbours costs ``2 / W``.
+    """
+    x = x.float()
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().sum()
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().sum()
+    return dx + dy
+
+
+# ------------------------------------------------------------- Eq. (10), attention
+def attention_loss(A: torch.Tensor) -> torch.Tensor:
+    """Eq. (10) as this suite reads it: ``mean(1 - A)`` over batch and pixels.
+
+    In DFT-Net's composition (Eq. (5)) ``A`` weights the warped source ``X_a`` and ``1 - A``
+    the synthesised texture ``B``. Penalising ``1 - A`` keeps texture synthesis sparse: the
+    network should move pixels where it can and repaint only what warping cannot explain
+    (teeth, mouth interiors, shading). Without the term, ``A -> 0`` lets ``T`` repaint the whole
+    face and the deformation branch is bypassed, which is the failure GANimation's own mask
+    term guards against. The paper's exact Eq. (10) was not available offline; this reading is
+    the direct analogue of GANimation's ``mean(A)`` with the roles of the mask swapped.
+    """
+    return torch.mean(1.0 - A.float())
