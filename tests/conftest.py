@@ -1,0 +1,24 @@
+"""Shared fixtures. Material under ../shared is reached by path and skipped when absent,
+so a fresh clone elsewhere still passes its tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared folder: $DFTNET_SHARED, else ``shared/`` beside the project root."""
+    return Path(os.environ.get("DFTNET_SHARED") or Path(__file__).parents[1].parent / "shared")
+
+
+@pytest.fixture(scope="session")
+def ganimation_sample(shared_dir: Path) -> Path:
+    """GANimation's sample_dataset (4 EmotioNet crops, aus_openface.pkl, id lists)."""
+    path = shared_dir / "data" / "ganimation-sample"
+    if not (path / "aus_openface.pkl").is_file():
+        pytest.skip(f"GANimation sample not found at {path}")
+    return path
