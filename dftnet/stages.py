@@ -53,11 +53,132 @@ def prepare(params: Params) -> None:
     save_dataset(ds, params.data.root)
 
 
-def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None) -> None:
-    """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``."""
+def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int) -> None:
     from dftnet.train import train
 
+    torch.set_num_threads(threads)
+    train(resolve_variant(params, variant, seed), dataset(params), out, device)
+
+
+def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None) -> None:
+    """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
+
+    On a CPU the seeds run in parallel processes, one core each: small convolutions scale
+    poorly over threads, so this is close to cores-times faster than one process. Each run
+    is seeded on its own and writes only its own folder.
+    """
+    from dftnet.train import pick_device
+
+    jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
+    workers = min(len(jobs), os.cpu_count() or 1) if pick_device(device).type == "cpu" else 1
+    if workers == 1:
+        for job in jobs:
+            _train_one(*job, threads=torch.get_num_threads())
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for done in [pool.submit(_train_one, *job, threads=threads) for job in jobs]:
+                done.result()  # re-raises a worker's error (BenchError included) here
+    write_mean_log(variant, Path(runs_root), params.seeds, Path("logs") / f"{variant}.csv")
+
+
+def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path) -> None:
+    """``logs/<variant>.csv``: the per-step log averaged over seeds, for ``dvc plots``."""
+    import pandas as pd
+
+    frames = [pd.read_csv(runs_root / variant / f"seed{s}" / "log.csv") for s in seeds]
+    mean = pd.concat(frames).groupby("step", as_index=False).mean(numeric_only=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    mean.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, out)
+
+
+def contact_sheet(params: Params, out: str | Path) -> None:
+    from dftnet.data.synth import write_contact_sheet
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_contact_sheet(out, size=128, n_identities=3, seed=params.data.synthetic.seed)
+
+
+def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Path = "metrics/judge.json") -> None:
+    """Fit the independent AU judge; its own held-out quality goes to ``metrics``."""
+    from dftnet.eval.judge import save_judge, train_judge as fit
+    from dftnet.train import pick_device
+
     ds = dataset(params)
+    judge, report = fit(ds, params.judge, pick_device())
+    save_judge(Path(out_dir) / "judge.pt", judge, params.judge, ds.image_size)
+    write_json(metrics, report)
+
+
+def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
+    """Inference timing of every variant's generator, interleaved in one process.
+
+    Timing depends on the architecture, not the weights, so freshly initialised generators
+    (seeded) stand in for the trained ones and the stage need not wait for training.
+    """
+    from dftnet.eval.timing import time_generators
+    from dftnet.models import build_generator
+    from dftnet.train import pick_device
+
+    torch.manual_seed(params.eval.seed)
+    device = pick_device()
+    gens = {v: build_generator(resolve_variant(params, v, params.seeds[0]).model, params.data.image_size).to(device)
+            for v in params.variants}
+    e = params.eval
+    write_json(out, time_generators(gens, params.data.image_size, e.timing_batch_sizes, e.timing_runs,
+                                    e.timing_warmup, device, seed=e.seed))
+
+
+def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs", judge_dir: str | Path = "judge",
+                     eval_root: str | Path = "eval", timing_path: str | Path = "metrics/timing.json",
+                     metrics_root: str | Path = "metrics") -> None:
+    """Every metric for each seed of ``variant``: ``eval/<variant>/seed<k>/metrics.json``, and
+    the per-seed summaries in ``metrics/<variant>.json`` for ``dvc metrics show``."""
+    from dftnet.eval.evaluate import evaluate_run
+    from dftnet.eval.judge import load_judge
+    from dftnet.train import load_trained, pick_device
+
+    device = pick_device()
+    ds = dataset(params)
+    judge = load_judge(Path(judge_dir) / "judge.pt", device)
+    timing_result = json.loads(Path(timing_path).read_text()) if Path(timing_path).exists() else None
+    summaries = {}
     for seed in params.seeds:
-        run = resolve_variant(params, variant, seed)
-        train(run, ds, Path(runs_root) / variant / f"seed{seed}", device)
+        G, D, _ = load_trained(Path(runs_root) / variant / f"seed{seed}", device)
+        metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device, timing=timing_result, timing_name=variant)
+        metrics = {"variant": variant, "seed": seed, **metrics}
+        write_json(Path(eval_root) / variant / f"seed{seed}" / "metrics.json", metrics)
+        summaries[f"seed{seed}"] = metrics["summary"]
+    write_json(Path(metrics_root) / f"{variant}.json", summaries)
+
+
+def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path = "eval",
+           judge_dir: str | Path = "judge", out_dir: str | Path = "reports",
+           metrics_root: str | Path = "metrics") -> None:
+    """Tables, claims and the paper's figure grids from the evaluated runs."""
+    from dftnet import figures
+    from dftnet.data.synth import REGIONS, ground_truth_renderer
+    from dftnet.report import build_report
+    from dftnet.train import load_trained
+
+    runs_root, out_dir = Path(runs_root), Path(out_dir)
+    paths = [Path(eval_root) / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
+    build_report(paths, Path(metrics_root) / "judge.json", out_dir)
+    ds = dataset(params)
+    seed = params.seeds[0]
+    gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    figures.fig3_eyelids(gens, ds, fig_dir / "fig3_eyelids.png", REGIONS["eyes"],
+                         ground_truth=ground_truth_renderer(ds))
+    if "dftnet" in gens and "ganimation" in gens:
+        figures.fig4_intermediate(gens["dftnet"], gens["ganimation"], ds, list(range(min(4, len(ds.pairs)))),
+                                  fig_dir / "fig4_intermediate.png")
+    figures.fig5_interpolation(gens, ds, fig_dir / "fig5_interpolation.png")
+    logs = {f"{v}/seed{s}": runs_root / v / f"seed{s}" / "log.csv" for v in params.variants for s in params.seeds}
+    figures.training_curves(logs, fig_dir / "training_curves.png")

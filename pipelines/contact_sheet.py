@@ -4,4 +4,5 @@ import sys
 from dftnet import stages
 from dftnet.cli import guarded
 
-sys.exit(guarded(lambda: stages.contact_sheet(stages.load(), "reports/synthetic_contact_sheet.png")))
+if __name__ == "__main__":  # guarded: the train stage spawns worker processes
+    sys.exit(guarded(lambda: stages.contact_sheet(stages.load(), "reports/synthetic_contact_sheet.png")))

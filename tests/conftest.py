@@ -22,3 +22,8 @@ def ganimation_sample(shared_dir: Path) -> Path:
     if not (path / "aus_openface.pkl").is_file():
         pytest.skip(f"GANimation sample not found at {path}")
     return path
+
+
+# numpy's OpenBLAS threads fight torch's on a 2-core machine (FID's 2048 x 2048 linear
+# algebra slows down five-fold); tests use tiny tensors, so one thread each is fastest.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

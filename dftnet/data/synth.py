@@ -52,6 +52,8 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -818,3 +820,21 @@ def _font(image_font, size: int):
         return image_font.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
         return image_font.load_default()
+
+
+def ground_truth_renderer(ds: FaceDataset) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
+    """For a synthetic dataset: (row index, target AUs 0-5) -> the true uint8 3 x H x W edit.
+
+    Rebuilds each person from the seed recorded in ``ds.meta``; None for real data.
+    """
+    if ds.meta.get("source") != "synthetic" or ds.identities is None:
+        return None
+    cfg = ds.meta["synthetic"]
+    people = {split: sample_identities(cfg[f"n_{split}_identities"], cfg["seed"], split) for split in ("train", "test")}
+
+    def render_row(row: int, target_aus: torch.Tensor) -> torch.Tensor:
+        split, person = ds.identities[row].rsplit("_p", 1)
+        who = people[split].take(torch.tensor([int(person)]))
+        return render_uint8(who, target_aus.float().view(1, N_AUS), ds.image_size)[0]
+
+    return render_row

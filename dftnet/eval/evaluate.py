@@ -1,0 +1,215 @@
+"""Evaluate one trained generator on the test pairs: every metric, each with its protocol.
+
+One image path: every source is edited toward its pair's target AUs in batches (eval mode,
+no grad) and the edit is quantised to uint8 exactly as a real image is stored (``to_uint8``);
+every metric then reads uint8 images, as it would read PNG files.
+
+Metrics (each None with its reason where its network or library is unavailable):
+
+- AU error: the independent judge's reading of the edit vs the target AUs (MAE, RMSE, per
+  AU); beside it the same error for the unedited source (the "changed nothing" floor) and
+  the critic D's own reading of the edit (not independent: the generator was trained on it).
+- FID: edits vs the real test images (pytorch-fid, 2048-d pool3).
+- LPIPS: source vs edit; edit vs ground truth where there is one.
+- Identity: dlib embedding distance source vs edit, and source vs another person.
+- Paired: L1/PSNR/SSIM vs ground truth, whole image and eye/mouth regions (synthetic only).
+- Timing: one generator pass, median/IQR per batch size, interleaved with reference models.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dftnet.config import EvalConfig
+from dftnet.data.aus import AU_MAX, AU_NAMES
+from dftnet.data.dataset import FaceDataset
+from dftnet.errors import DataError
+from dftnet.eval.fid import compute_fid
+from dftnet.eval.identity import compute_identity, other_person_index
+from dftnet.eval.judge import judge_predict
+from dftnet.eval.lpips_metric import compute_lpips
+from dftnet.eval.paired import compute_paired
+from dftnet.eval.stats import bootstrap_ci
+from dftnet.eval.timing import time_generators
+from dftnet.imageops import aus_to_model, to_model, to_uint8
+
+SUMMARY_KEYS = ("au_mae", "au_rmse", "au_mae_source", "au_mae_critic", "fid", "lpips", "lpips_gt", "id_dist",
+                "id_share_same", "id_dist_other", "l1_gt", "psnr_gt", "ssim_gt", "l1_gt_eyes", "l1_gt_mouth",
+                "ssim_gt_eyes", "ssim_gt_mouth")
+
+
+def library_versions() -> dict:
+    out = {}
+    for name in ("torch", "torchvision", "torchmetrics", "pytorch-fid", "lpips", "dlib-bin", "numpy", "scipy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@torch.inference_mode()
+def edit_pairs(gen, ds: FaceDataset, batch_size: int, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(sources, edits), uint8 P x 3 x H x W: every pair's source edited toward its target AUs."""
+    pairs = ds.pairs
+    sources = ds.images[ds.index(pairs.source_ids)]
+    was_training = gen.training
+    gen.eval()
+    edits = []
+    for s in tqdm(range(0, len(pairs), batch_size), desc="editing", leave=False, disable=None):
+        x = to_model(sources[s:s + batch_size].to(device))
+        aus = aus_to_model(pairs.target_aus[s:s + batch_size]).to(device)
+        edits.append(to_uint8(gen(x, aus).image).cpu())
+    gen.train(was_training)
+    return sources, torch.cat(edits)
+
+
+@torch.inference_mode()
+def critic_read_aus(critic, images_uint8: torch.Tensor, batch_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The critic's AU regression of uint8 images, on the 0-5 scale (its output is [0, 1])."""
+    was_training = critic.training
+    critic.eval()
+    out = [critic(to_model(images_uint8[s:s + batch_size].to(device)))[1].float().cpu() * AU_MAX
+           for s in range(0, len(images_uint8), batch_size)]
+    critic.train(was_training)
+    return torch.cat(out)
+
+
+def au_errors(pred: torch.Tensor, target: torch.Tensor) -> dict:
+    """MAE and RMSE of AU readings (P x 17, 0-5), overall and per AU, and per pair (MAE)."""
+    err = pred.double() - target.double()
+    return {"mae": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt()),
+            "per_au": {n: {"mae": float(err[:, i].abs().mean()), "rmse": float(err[:, i].pow(2).mean().sqrt())}
+                       for i, n in enumerate(AU_NAMES)},
+            "per_pair_mae": err.abs().mean(1).tolist()}
+
+
+def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor,
+                source_labels: torch.Tensor, batch_size: int, device) -> dict:
+    out: dict = {"reason": None, "edit": None, "source": None, "critic": None, "judge_on_sources": None,
+                 "critic_reason": None}
+    if judge is None:
+        out["reason"] = "no AU judge given"
+    else:
+        out["edit"] = au_errors(judge_predict(judge, edits, batch_size, device), target)
+        read_sources = judge_predict(judge, sources, batch_size, device)
+        out["source"] = au_errors(read_sources, target)
+        # How well the judge reads these very sources against their own labels: the floor
+        # below which an edit's AU error cannot be told apart from judge error.
+        out["judge_on_sources"] = au_errors(read_sources, source_labels)
+    if critic is None:
+        out["critic_reason"] = "no critic given"
+    else:
+        out["critic"] = au_errors(critic_read_aus(critic, edits, batch_size, device), target)
+    return out
+
+
+def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tensor, seed: int) -> dict:
+    """dlib distances; each distinct source is embedded once, its "other person" drawn among the other sources."""
+    unique = list(dict.fromkeys(ds.pairs.source_ids))
+    row = {sid: i for i, sid in enumerate(unique)}
+    first = {}
+    for p, sid in enumerate(ds.pairs.source_ids):
+        first.setdefault(sid, p)
+    who_of = dict(zip(ds.ids, ds.identities)) if ds.identities is not None else {i: i for i in ds.ids}
+    others = other_person_index([who_of[s] for s in unique], seed)
+    out = compute_identity(sources[[first[s] for s in unique]], edits, [row[s] for s in ds.pairs.source_ids], others)
+    out["other_rule"] = ("a seeded random test source of a different identity" if ds.identities is not None
+                         else "a seeded random other test source (identities unknown: assumed a different person)")
+    return out
+
+
+def _summary(au: dict, fid: dict, lp: dict, ident: dict, paired: dict, timing: dict, timing_name: str,
+             batch_sizes, n_boot: int, seed: int) -> dict:
+    s: dict = dict.fromkeys(SUMMARY_KEYS)
+    if au["edit"] is not None:
+        s.update(au_mae=au["edit"]["mae"], au_rmse=au["edit"]["rmse"], au_mae_source=au["source"]["mae"])
+    if au["critic"] is not None:
+        s["au_mae_critic"] = au["critic"]["mae"]
+    s["fid"] = fid["value"]
+    s["lpips"] = lp["source_edit"]["mean"]
+    s["lpips_gt"] = lp.get("edit_gt", {}).get("mean")
+    s.update(id_dist=ident.get("mean_dist"), id_share_same=ident.get("share_same"), id_dist_other=ident.get("mean_dist_other"))
+    if paired.get("mean"):
+        m = paired["mean"]
+        s.update(l1_gt=m["l1"], psnr_gt=m["psnr"], ssim_gt=m["ssim"], l1_gt_eyes=m.get("l1_eyes"),
+                 l1_gt_mouth=m.get("l1_mouth"), ssim_gt_eyes=m.get("ssim_eyes"), ssim_gt_mouth=m.get("ssim_mouth"))
+    for bs in batch_sizes:
+        s[f"ms_per_image_b{bs}"] = timing["models"][timing_name][f"b{bs}"]["ms_per_image_median"]
+    s["au_mae_ci"] = bootstrap_ci(au["edit"]["per_pair_mae"], n_boot, seed) if au["edit"] is not None else None
+    s["id_dist_ci"] = bootstrap_ci(ident["per_pair"], n_boot, seed) if ident.get("per_pair") else None
+    return s
+
+
+def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: str | torch.device = "cpu",
+                 reference_gens: dict | None = None, regions: dict | None = None,
+                 timing: dict | None = None, timing_name: str = "model",
+                 _random_init_for_tests: bool = False) -> tuple[dict, torch.Tensor]:
+    """Every metric for ``gen`` on ``ds.pairs``: ``(metrics, edits)``, metrics JSON-serialisable,
+    edits uint8 P x 3 x H x W in pair order.
+
+    reference_gens: other generators ({name: gen}) timed interleaved with this one, so that
+    speed ratios come from one process. timing: a result of ``time_generators`` made
+    elsewhere (the pipeline times every variant once, interleaved), read under
+    ``timing_name`` instead of timing again. regions: normalised eye/mouth boxes for the paired
+    errors (default: the synthetic renderer's). ``_random_init_for_tests`` builds FID/LPIPS
+    networks with random weights (tests only; the pipeline never sets it).
+    """
+    if ds.pairs is None or len(ds.pairs) == 0:
+        raise DataError("evaluate: the dataset has no evaluation pairs (pairs.csv)")
+    device = torch.device(device)
+    pairs = ds.pairs
+    sources, edits = edit_pairs(gen, ds, cfg.batch_size, device)
+    source_labels = ds.aus[ds.index(pairs.source_ids)]
+    au = evaluate_au(judge, critic, sources, edits, pairs.target_aus.float(), source_labels, cfg.batch_size, device)
+    fid = compute_fid(ds.images[ds.test_idx], edits, cfg.fid_weights, device, 50, _random_init_for_tests)
+    lp_sets = {"source_edit": (sources, edits)}
+    if pairs.gt is not None:
+        lp_sets["edit_gt"] = (edits, pairs.gt)
+    lp = compute_lpips(lp_sets, cfg.lpips_weights, device, cfg.batch_size, _random_init_for_tests)
+    ident = (evaluate_identity(ds, sources, edits, cfg.seed) if cfg.identity
+             else {"reason": "disabled (eval.identity: false)", "per_pair": None})
+    paired = compute_paired(edits, pairs.gt, regions)
+    if pairs.gt is not None:
+        # The "changed nothing" reference: the unedited source against the ground truth.
+        paired["source_floor"] = compute_paired(sources, pairs.gt, regions)["mean"]
+    if timing is None:
+        timing_name = "model"
+        timing = time_generators({"model": gen, **(reference_gens or {})}, ds.image_size, cfg.timing_batch_sizes,
+                                 cfg.timing_runs, cfg.timing_warmup, device, seed=cfg.seed)
+    summary = _summary(au, fid, lp, ident, paired, timing, timing_name, cfg.timing_batch_sizes, cfg.bootstrap, cfg.seed)
+    unavailable = {k: v for k, v in {"au": au["reason"], "au_critic": au["critic_reason"], "fid": fid["reason"],
+                                     "lpips": lp["reason"], "identity": ident.get("reason"),
+                                     "paired": paired["reason"]}.items() if v}
+    protocol = {
+        "n_pairs": len(pairs), "n_sources": len(set(pairs.source_ids)), "n_test_images": len(ds.test_ids),
+        "image_size": ds.image_size, "seed": cfg.seed, "bootstrap_resamples": cfg.bootstrap,
+        "image_format": "PNG-equivalent uint8 (edits quantised with to_uint8: round, clamp)",
+        "resize": "none except inside a metric: FID bilinear to 299 (pytorch-fid); identity chips to 150 (dlib)",
+        "au_scale": "OpenFace 0-5; critic outputs [0,1] multiplied by 5",
+        "versions": library_versions(), "device": str(device), "device_name": timing["environment"]["device_name"],
+        "dataset": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
+        "unavailable": unavailable,
+        "random_init_for_tests": bool(_random_init_for_tests),
+    }
+    metrics = {"summary": summary, "au": au, "fid": fid, "lpips": lp, "identity": ident, "paired": paired,
+               "timing": timing, "protocol": protocol}
+    return _finite_or_none(metrics), edits
+
+
+def _finite_or_none(obj):
+    """NaN/inf -> None so that the metrics are strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return _finite_or_none(obj.item())
+    return obj

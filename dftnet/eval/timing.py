@@ -1,0 +1,111 @@
+"""Inference timing of a generator: one forward pass plus its composition (no cycle pass).
+
+Eval mode, ``torch.inference_mode``, fixed random inputs (seeded), untimed warm-up, device
+synchronisation around every timed pass, median and inter-quartile range over the runs.
+``time_generators`` interleaves several generators run by run in one process, so that a
+ratio (DFT-Net / GANimation) is not skewed by drift in clock speed or load.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib.metadata import version
+
+import numpy as np
+import torch
+
+from dftnet.data.aus import N_AUS
+
+
+def device_name(device: str | torch.device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str | torch.device, dtype: torch.dtype = torch.float32) -> dict:
+    return {"device": str(torch.device(device)), "device_name": device_name(device), "dtype": str(dtype).replace("torch.", ""),
+            "torch": torch.__version__, "torchvision": version("torchvision"), "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "platform": platform.platform()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _inputs(batch_size: int, image_size: int, device: torch.device, dtype: torch.dtype, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch_size, 3, image_size, image_size, generator=g) * 2 - 1
+    aus = torch.rand(batch_size, N_AUS, generator=g)
+    return x.to(device, dtype), aus.to(device, dtype)
+
+
+def _summary(ms: list[float], batch_size: int) -> dict:
+    q1, med, q3 = np.percentile(np.asarray(ms), [25, 50, 75])
+    return {"batch_size": batch_size, "runs": len(ms), "ms_per_batch_median": float(med),
+            "ms_per_batch_q1": float(q1), "ms_per_batch_q3": float(q3), "ms_per_batch_iqr": float(q3 - q1),
+            "ms_per_image_median": float(med) / batch_size, "ms_per_image_iqr": float(q3 - q1) / batch_size}
+
+
+@torch.inference_mode()
+def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int = 50, warmup: int = 5,
+                    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> dict:
+    """Median/IQR latency of each generator per batch size, the generators interleaved.
+
+    Returns ``{"models": {name: {"b{bs}": {...}}}, "ratios": {"a/b": {"b{bs}": median ratio}},
+    "environment": {...}, "protocol": {...}}``. Training modes are restored afterwards.
+    """
+    device = torch.device(device)
+    for name, gen in gens.items():
+        p = next(gen.parameters(), None)
+        if p is not None and (p.dtype != dtype or p.device.type != device.type):
+            raise ValueError(f"time_generators: {name} has {p.dtype} parameters on {p.device}, expected {dtype} on {device}")
+    modes = {name: gen.training for name, gen in gens.items()}
+    for gen in gens.values():
+        gen.eval()
+    models: dict = {name: {} for name in gens}
+    try:
+        for bs in batch_sizes:
+            x, aus = _inputs(bs, image_size, device, dtype, seed)
+            for _ in range(warmup):
+                for gen in gens.values():
+                    gen(x, aus)
+            _sync(device)
+            times = {name: [] for name in gens}
+            for _ in range(runs):
+                for name, gen in gens.items():
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    gen(x, aus).image
+                    _sync(device)
+                    times[name].append((time.perf_counter() - t0) * 1000.0)
+            for name in gens:
+                models[name][f"b{bs}"] = _summary(times[name], bs)
+    finally:
+        for name, gen in gens.items():
+            gen.train(modes[name])
+    names = list(gens)
+    ratios = {f"{a}/{b}": {k: models[a][k]["ms_per_batch_median"] / models[b][k]["ms_per_batch_median"] for k in models[a]}
+              for a in names for b in names if a != b}
+    return {"models": models, "ratios": ratios, "environment": environment(device, dtype),
+            "protocol": {"pass": "one generator forward incl. composition, no cycle pass", "mode": "eval + inference_mode",
+                         "warmup": warmup, "runs": runs, "image_size": image_size, "interleaved": len(gens) > 1,
+                         "statistic": "median and inter-quartile range of wall time per pass", "input_seed": seed}}
+
+
+def time_generator(gen, image_size: int, batch_sizes=(1, 64), runs: int = 50, warmup: int = 5,
+                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> dict:
+    """Timing of one generator: ``{"b{bs}": {...}, "environment": {...}, "protocol": {...}}``."""
+    out = time_generators({"model": gen}, image_size, batch_sizes, runs, warmup, device, dtype, seed)
+    return {**out["models"]["model"], "environment": out["environment"], "protocol": out["protocol"]}

@@ -1,0 +1,282 @@
+"""Evaluation metrics on tiny CPU fixtures.
+
+FID and LPIPS run their real code paths with randomly initialised networks of the standard
+architectures (``_random_init_for_tests``): the weights cannot be downloaded here, and a
+random network is enough to check the maths and the image path, never to report a number.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from dftnet.config import EvalConfig
+from dftnet.data.aus import N_AUS
+from dftnet.data.dataset import EvalPairs, FaceDataset
+from dftnet.eval import fid as fidm
+from dftnet.eval import lpips_metric as lpm
+from dftnet.eval.evaluate import SUMMARY_KEYS, evaluate_run
+from dftnet.eval.identity import find_dlib_models
+from dftnet.eval.judge import AUJudge
+from dftnet.eval.paired import box_to_slices, compute_paired
+from dftnet.eval.stats import bootstrap_ci, mean_ci_over_seeds
+from dftnet.eval.timing import time_generator, time_generators
+from dftnet.imageops import to_model, to_uint8
+from dftnet.models import GeneratorOutput
+
+EYES, MOUTH = (0.25, 0.25, 0.75, 0.45), (0.3, 0.65, 0.7, 0.85)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only add overhead, and thrash when the cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# ------------------------------------------------------------------------ stand-ins
+class ReturnSource(nn.Module):
+    """Edits nothing: the edit is the source."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, aus):
+        return GeneratorOutput(image=x, attention=torch.ones_like(x[:, :1]), parts={})
+
+
+class TinyConvGen(nn.Module):
+    def __init__(self, ch: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3 + N_AUS, ch, 3, padding=1), nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1),
+                                 nn.ReLU(), nn.Conv2d(ch, 4, 3, padding=1))
+
+    def forward(self, x, aus):
+        h = self.net(torch.cat([x, aus[:, :, None, None].expand(-1, -1, *x.shape[-2:])], 1))
+        a = torch.sigmoid(h[:, :1])
+        return GeneratorOutput(image=a * x + (1 - a) * torch.tanh(h[:, 1:]), attention=a, parts={})
+
+
+class TinyCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 4, 2, 1)
+        self.aus = nn.Linear(8, N_AUS)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return h[:, :1], torch.sigmoid(self.aus(h.mean((2, 3))))
+
+
+def tiny_dataset(size: int = 32, n_people: int = 4, per_person: int = 2, n_pairs: int = 4, seed: int = 0) -> FaceDataset:
+    g = torch.Generator().manual_seed(seed)
+    n = n_people * per_person
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+    ids = [f"img{i:02d}" for i in range(n)]
+    who = [f"p{i // per_person}" for i in range(n)]
+    test = ids[n // 2:]
+    src = [test[i % len(test)] for i in range(n_pairs)]
+    pairs = EvalPairs(pair_ids=[f"pair{i}" for i in range(n_pairs)], source_ids=src, target_ids=[""] * n_pairs,
+                      target_aus=5 * torch.rand(n_pairs, N_AUS, generator=g),
+                      gt=images[[ids.index(s) for s in src]].clone())
+    return FaceDataset(ids=ids, images=images, aus=5 * torch.rand(n, N_AUS, generator=g), train_ids=ids[:n // 2],
+                       test_ids=test, identities=who, pairs=pairs, meta={"source": "test"})
+
+
+@pytest.fixture
+def no_hub_weights(tmp_path, monkeypatch):
+    """An empty torch hub cache: no FID or LPIPS weights anywhere."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    return tmp_path
+
+
+# ------------------------------------------------------------------------------ FID
+@pytest.fixture(scope="module")
+def inception():
+    torch.manual_seed(0)
+    model, reason, _ = fidm.load_fid_inception(_random_init_for_tests=True)
+    assert reason is None
+    return model
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_of_another_is_not(inception):
+    g = torch.Generator().manual_seed(1)
+    real = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=g)
+    feats = fidm.images_to_features(inception, torch.cat([real, (real.float() * 0.6).to(torch.uint8)]), batch_size=3)
+    assert feats.shape == (8, 2048)
+    # Batch-size independence of the feature extraction.
+    np.testing.assert_allclose(fidm.images_to_features(inception, real[:2], batch_size=2), feats[:2], rtol=1e-4, atol=1e-5)
+    s_real, s_other = fidm.features_to_statistics(feats[:4]), fidm.features_to_statistics(feats[4:])
+    # N < 2048 leaves the covariance singular; the eigenvalue form stays real, and a set's
+    # distance to itself is zero up to rounding.
+    assert abs(fidm.statistics_to_fid(*s_real, *s_real)) < 1e-3
+    assert fidm.statistics_to_fid(*s_real, *s_other) > 1e-2
+
+
+@pytest.mark.parametrize("n, dims", [(300, 20), (10, 32)])  # well-conditioned; singular (N < dims)
+def test_statistics_to_fid_equals_pytorch_fid(n, dims):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    r = np.random.default_rng(0)
+    a = fidm.features_to_statistics(r.normal(size=(n, dims)))
+    b = fidm.features_to_statistics(r.normal(size=(n, dims)) * 1.3 + 0.2)
+    assert fidm.statistics_to_fid(*a, *b) == pytest.approx(calculate_frechet_distance(*a, *b), rel=1e-6)
+
+
+def test_fid_without_weights_is_none_with_where_it_looked(no_hub_weights):
+    x = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
+    out = fidm.compute_fid(x, x)
+    assert out["value"] is None and str(no_hub_weights) in out["reason"] and "not found" in out["reason"]
+    assert out["small_n"] is True and out["n_real"] == 4
+    out = fidm.compute_fid(x, x, weights_path=str(no_hub_weights / "inception.pth"))
+    assert out["value"] is None and "inception.pth" in out["reason"]
+
+
+def test_fid_weights_load_from_the_hub_cache(no_hub_weights):
+    """The real loading path, with a random state dict standing in for the downloaded file."""
+    from pytorch_fid import inception as pfi
+
+    with fidm._offline_fid_inception(None):
+        net = pfi.fid_inception_v3()
+    (no_hub_weights / "checkpoints").mkdir()
+    torch.save(net.state_dict(), no_hub_weights / "checkpoints" / fidm.FID_WEIGHTS_FILE)
+    model, reason, info = fidm.load_fid_inception()
+    assert reason is None and info["weights_file"].endswith(fidm.FID_WEIGHTS_FILE)
+    assert torch.equal(model.blocks[0][0].conv.weight, net.Conv2d_1a_3x3.conv.weight)
+    assert torch.equal(model.blocks[3][2].branch_pool.conv.weight, net.Mixed_7c.branch_pool.conv.weight)
+
+
+# ---------------------------------------------------------------------------- LPIPS
+def test_lpips_is_zero_on_itself_and_symmetric():
+    torch.manual_seed(0)
+    model, reason, _ = lpm.load_lpips(_random_init_for_tests=True)
+    assert reason is None
+    g = torch.Generator().manual_seed(2)
+    a = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=g)
+    assert torch.all(lpm.lpips_distances(model, a, a) == 0)
+    ab, ba = lpm.lpips_distances(model, a, b), lpm.lpips_distances(model, b, a)
+    assert torch.all(ab > 0) and torch.allclose(ab, ba, atol=1e-6)
+
+
+def test_lpips_without_weights_is_none_and_loads_trunk_from_file(no_hub_weights):
+    import torchvision
+
+    x = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    out = lpm.compute_lpips({"source_edit": (x, x)})
+    assert out["source_edit"]["mean"] is None and str(no_hub_weights) in out["reason"]
+    trunk = torchvision.models.alexnet(weights=None).state_dict()
+    (no_hub_weights / "checkpoints").mkdir()
+    torch.save(trunk, no_hub_weights / "checkpoints" / lpm.ALEXNET_FILE)
+    model, reason, _ = lpm.load_lpips()
+    assert reason is None
+    assert torch.equal(model.net.slice5._modules["10"].weight, trunk["features.10.weight"])
+
+
+# ---------------------------------------------------------------------------- paired
+def test_paired_identical_and_region_restricted_difference():
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=g)
+    same = compute_paired(a, a.clone(), {"eyes": EYES, "mouth": MOUTH})["mean"]
+    assert same["l1"] == 0 and same["ssim"] == pytest.approx(1.0) and same["psnr"] >= 100
+    b = a.clone()
+    rows, cols = box_to_slices(EYES, 64)
+    b[..., rows, cols] = 255 - b[..., rows, cols]
+    diff = compute_paired(b, a, {"eyes": EYES, "mouth": MOUTH})["mean"]
+    assert diff["l1_eyes"] > 0.1 and diff["l1_mouth"] == 0 and diff["ssim_eyes"] < 0.9
+    assert 0 < diff["l1"] < diff["l1_eyes"]
+    assert compute_paired(a, None)["mean"] is None
+
+
+# -------------------------------------------------------------------------- identity
+def test_identity_embedding_distances():
+    folder, reason = find_dlib_models()
+    if folder is None:
+        pytest.skip(reason)
+    from dftnet.eval.identity import compute_identity
+
+    g = torch.Generator().manual_seed(4)
+    src = torch.randint(0, 256, (2, 3, 48, 48), dtype=torch.uint8, generator=g)
+    out = compute_identity(src, torch.cat([src, src.flip(0)]), [0, 1, 0, 1], [1, 0])
+    d = out["per_pair"]
+    assert d[0] == pytest.approx(0, abs=1e-6) and d[1] == pytest.approx(0, abs=1e-6)
+    assert d[2] > 0 and d[3] > 0 and out["mean_dist_other"] > 0
+    assert out["n_sources_detected"] + out["n_sources_whole_crop"] == 2
+
+
+# ---------------------------------------------------------------------------- timing
+def test_timing_is_positive_ordered_and_interleaved():
+    torch.manual_seed(0)
+    out = time_generator(TinyConvGen(), image_size=16, batch_sizes=[1, 64], runs=5, warmup=1)
+    b1, b64 = out["b1"], out["b64"]
+    assert b64["ms_per_batch_median"] > b1["ms_per_batch_median"] > 0
+    for r in (b1, b64):
+        assert r["ms_per_batch_q1"] <= r["ms_per_batch_median"] <= r["ms_per_batch_q3"]
+        assert 0 < r["ms_per_image_median"] < float("inf") and r["runs"] == 5
+    assert out["environment"]["threads"] >= 1 and out["environment"]["torch"] == torch.__version__
+    both = time_generators({"a": TinyConvGen(), "b": ReturnSource()}, 16, [4], runs=5, warmup=0)
+    assert both["protocol"]["interleaved"] and both["ratios"]["a/b"]["b4"] > 0
+
+
+# ----------------------------------------------------------------------------- stats
+def test_bootstrap_ci_contains_the_mean_shrinks_and_is_seeded():
+    r = np.random.default_rng(0)
+    small, large = r.normal(1.0, 1.0, 20), r.normal(1.0, 1.0, 2000)
+    lo, hi = bootstrap_ci(small, 500, seed=0)
+    assert lo < small.mean() < hi
+    lo2, hi2 = bootstrap_ci(large, 500, seed=0)
+    assert lo2 < large.mean() < hi2 and hi2 - lo2 < (hi - lo) / 3
+    assert bootstrap_ci(small, 500, seed=0) == [lo, hi] and bootstrap_ci(small, 500, seed=1) != [lo, hi]
+
+
+def test_mean_ci_over_seeds_uses_student_t():
+    out = mean_ci_over_seeds([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, df=2) * std 1 / sqrt(3)
+    assert out["mean"] == 2.0 and out["ci"] == pytest.approx([2 - half, 2 + half])
+    assert mean_ci_over_seeds([1.0])["ci"] is None
+
+
+# -------------------------------------------------------------------------- evaluate
+def test_evaluate_run_with_random_nets_round_trips_sources():
+    ds = tiny_dataset()
+    cfg = EvalConfig(batch_size=4, bootstrap=20, timing_runs=5, timing_warmup=0, timing_batch_sizes=[1, 2])
+    torch.manual_seed(0)
+    metrics, edits = evaluate_run(ReturnSource(), TinyCritic(), ds, AUJudge(4, 32), cfg,
+                                  regions={"eyes": EYES, "mouth": MOUTH}, _random_init_for_tests=True)
+    sources = ds.images[ds.index(ds.pairs.source_ids)]
+    assert edits.dtype == torch.uint8 and torch.equal(edits, sources)
+    s = metrics["summary"]
+    assert set(s) == set(SUMMARY_KEYS) | {"ms_per_image_b1", "ms_per_image_b2", "au_mae_ci", "id_dist_ci"}
+    assert s["au_mae"] == pytest.approx(s["au_mae_source"]) and s["au_mae_critic"] > 0
+    assert s["au_mae_ci"][0] <= s["au_mae"] <= s["au_mae_ci"][1]
+    assert s["lpips"] == 0 and s["l1_gt"] == 0 and s["ssim_gt"] == pytest.approx(1.0)
+    assert metrics["paired"]["source_floor"]["l1"] == 0
+    assert abs(s["fid"]) < 1e-3  # the edits are the test images themselves
+    assert metrics["fid"]["small_n"] and metrics["protocol"]["random_init_for_tests"]
+    if find_dlib_models()[0] is not None:
+        assert s["id_dist"] == pytest.approx(0, abs=1e-6) and s["id_share_same"] == 1.0
+    json.dumps(metrics, allow_nan=False)
+
+
+def test_evaluate_run_quantises_edits_like_real_images(no_hub_weights):
+    class Shift(ReturnSource):
+        def forward(self, x, aus):
+            return GeneratorOutput(image=x + 0.3 / 127.5, attention=x[:, :1], parts={})
+
+    ds = tiny_dataset()
+    cfg = EvalConfig(batch_size=4, bootstrap=20, timing_runs=5, timing_warmup=0, timing_batch_sizes=[1], identity=False)
+    metrics, edits = evaluate_run(Shift(), None, ds, None, cfg, regions={"eyes": EYES, "mouth": MOUTH})
+    sources = ds.images[ds.index(ds.pairs.source_ids)]
+    assert torch.equal(edits, to_uint8(to_model(sources) + 0.3 / 127.5))
+    s, why = metrics["summary"], metrics["protocol"]["unavailable"]
+    assert s["fid"] is None and s["lpips"] is None and s["au_mae"] is None and s["id_dist"] is None
+    assert str(no_hub_weights) in why["fid"] and str(no_hub_weights) in why["lpips"]
+    assert {"au", "au_critic", "identity"} <= set(why)
+    assert s["l1_gt"] is not None and s["ms_per_image_b1"] > 0
+    json.dumps(metrics, allow_nan=False)
