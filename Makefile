@@ -21,7 +21,7 @@ repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py

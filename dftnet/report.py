@@ -109,9 +109,13 @@ def load_run(path: Path) -> Run:
     if not isinstance(d["summary"], dict):
         raise DataError(f"{path}: 'summary' must be a mapping, got {type(d['summary']).__name__}")
     au = d.get("au") or {}
-    return Run(path, str(d["variant"]), int(d["seed"]), d["summary"],
-               dict(au.get("per_au_mae") or {}), dict(au.get("per_au_mae_source") or {}),
-               dict(d.get("protocol") or {}))
+    return Run(path, str(d["variant"]), int(d["seed"]), d["summary"], _per_au_mae(au.get("edit")),
+               _per_au_mae(au.get("source")), dict(d.get("protocol") or {}))
+
+
+def _per_au_mae(block: dict | None) -> dict:
+    """``{"AU01": mae, ...}`` from an evaluate_run AU block (``{"per_au": {"AU01": {"mae": ..}}}``)."""
+    return {a: v.get("mae") for a, v in ((block or {}).get("per_au") or {}).items()}
 
 
 class Runs:
@@ -285,8 +289,9 @@ def judge_section(judge: dict | None) -> str:
         s = judge[split]
         header += [f"{split} MAE", f"{split} r", f"{split} label sd"]
         for row, a in zip(rows, AU_NAMES):
-            row += [_fmt(_num((s.get(k) or {}).get(a)), f) for k, f in
-                    (("per_au_mae", "{:.3f}"), ("per_au_r", "{:.2f}"), ("label_std", "{:.3f}"))]
+            per_au = (s.get("per_au") or {}).get(a) or {}
+            row += [_fmt(_num(per_au.get(k)), f) for k, f in
+                    (("mae", "{:.3f}"), ("pearson_r", "{:.2f}"), ("label_std", "{:.3f}"))]
     means = "; ".join(f"{k}: {_fmt(_num(judge[k].get('mean_mae')), '{:.3f}') or 'n/a'}" for k in splits)
     return ("An AU error is only as good as the judge that measures it: an AU whose judge MAE is close "
             "to its label sd (the error of always guessing the mean), or whose r is low, is not measured "

@@ -21,7 +21,8 @@ def write_run(root, variant, seed, per_au45=1.0, unavailable=None, **summary):
     s = dict(BASE, **summary)
     per_au = {a: 0.4 for a in AU_NAMES} | {"AU45": per_au45}
     d = {"variant": variant, "seed": seed, "summary": s,
-         "au": {"per_au_mae": per_au, "per_au_mae_source": {a: 1.5 for a in AU_NAMES}},
+         "au": {"edit": {"per_au": {a: {"mae": v} for a, v in per_au.items()}},
+                "source": {"per_au": {a: {"mae": 1.5} for a in AU_NAMES}}},
          "protocol": {"n_images": 120, "device": "cpu", "versions": {"torch": "2.4"},
                       "unavailable": unavailable if unavailable is not None
                       else {"fid": "weights not found: pt_inception-2015-12-05-6726825d.pth"}}}
@@ -51,9 +52,8 @@ def test_build_report_writes_tables(tmp_path):
     paths = [write_run(tmp_path, "dftnet", s, au_mae=v) for s, v in enumerate([1.0, 2.0, 3.0])]
     paths += [write_run(tmp_path, "ganimation", 0, au_mae=4.0)]
     judge = tmp_path / "judge.json"
-    judge.write_text(json.dumps({"heldout": {"mean_mae": 0.31, "per_au_mae": {a: 0.3 for a in AU_NAMES},
-                                             "per_au_r": {a: 0.8 for a in AU_NAMES},
-                                             "label_std": {a: 1.1 for a in AU_NAMES}}}))
+    judge.write_text(json.dumps({"heldout": {"mean_mae": 0.31, "per_au": {
+        a: {"mae": 0.3, "pearson_r": 0.8, "label_std": 1.1} for a in AU_NAMES}}}))
     build_report(paths, judge, tmp_path / "reports")
     rep = tmp_path / "reports"
     per_seed = pd.read_csv(rep / "results.csv")
