@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,12 @@ def ganimation_sample(shared_dir: Path) -> Path:
 # numpy's OpenBLAS threads fight torch's on a 2-core machine (FID's 2048 x 2048 linear
 # algebra slows down five-fold); tests use tiny tensors, so one thread each is fastest.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op threads only add overhead, and thrash when the cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -31,13 +31,7 @@ from dftnet.models import GeneratorOutput
 EYES, MOUTH = (0.25, 0.25, 0.75, 0.45), (0.3, 0.65, 0.7, 0.85)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead, and thrash when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ------------------------------------------------------------------------ stand-ins
 class ReturnSource(nn.Module):

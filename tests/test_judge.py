@@ -12,13 +12,7 @@ from dftnet.errors import DataError
 from dftnet.eval.judge import AUJudge, judge_predict, load_judge, save_judge, split_identities, train_judge
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead, and thrash when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def patch_dataset(n_people: int = 10, per_person: int = 24, size: int = 32, seed: int = 0) -> FaceDataset:
     """AU01, AU02, AU04 are the red, green and blue brightness of a central patch on a noisy
