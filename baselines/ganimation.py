@@ -19,7 +19,7 @@ import torch.nn as nn
 from dftnet import losses
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.models import E, GeneratorOutput, UpPath, check_downsampling, init_weights, tile_aus
+from dftnet.models import E, GeneratorOutput, UpPath, check_downsampling, init_weights
 
 
 def mask_loss(A: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,9 @@ def mask_loss(A: torch.Tensor) -> torch.Tensor:
 
 class GANimationGenerator(nn.Module):
     """G(X_s, y_t) = A * X_s + (1 - A) * C, one encoder-decoder with a colour and a mask head."""
+
+    # The official code applies its mask terms to the edit and to the cycle reconstruction.
+    regularise_cycle_pass = True
 
     def __init__(
         self,
@@ -46,7 +49,7 @@ class GANimationGenerator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
-        h, _ = self.encoder(tile_aus(x_s, aus))
+        h, _ = self.encoder(x_s, aus)
         y = self.decoder(h, [])
         C, A = self.to_C(y), self.to_A(y)
         return GeneratorOutput(image=A * x_s + (1 - A) * C, attention=A, parts={"C": C})

@@ -68,6 +68,8 @@ class ModelConfig:
     n_res_blocks: int = _f(6, "residual blocks at the bottleneck", min=0)
     texture: bool = _f(True, "DFT-Net: use the texture decoder T (false = warp_only: output X_a)")
     skip: bool = _f(True, "DFT-Net: skip connections from E into T")
+    texture_upsample: str = _f("transpose", "DFT-Net: T's upsampling, 4x4 stride-2 transposed convs (GANimation's) "
+                               "or nearest x2 resize + 3x3 conv", choices=("transpose", "resize"))
     critic_channels: int = _f(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
     critic_layers: int = _f(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
 
@@ -89,7 +91,8 @@ class TrainConfig:
     epochs: int = _f(30, "passes over the training split", min=1)
     decay_epochs: int = _f(10, "last epochs over which the learning rate decays linearly to 0", min=0)
     batch_size: int = _f(16, "images per step", min=1)
-    lr: float = _f(1e-4, "Adam learning rate (both networks)", min=0.0)
+    lr: float = _f(1e-4, "Adam learning rate of the generator", min=0.0)
+    lr_critic: float = _f(1e-4, "Adam learning rate of the critic D (GANimation: the same as the generator's)", min=0.0)
     beta1: float = _f(0.5, "Adam beta1", min=0.0, max=1.0)
     beta2: float = _f(0.999, "Adam beta2", min=0.0, max=1.0)
     n_critic: int = _f(5, "critic steps per generator step", min=1)
@@ -97,6 +100,9 @@ class TrainConfig:
     flip: bool = _f(True, "random horizontal flips")
     checkpoint_every: int = _f(5, "epochs between full-state checkpoints", min=1)
     log_every: int = _f(10, "generator steps between log rows", min=1)
+    curve_every: int = _f(0, "generator steps between learning-curve points (the AU judge reads edits of "
+                          "held-out pairs; it never gives gradients); 0 = no curve", min=0)
+    curve_pairs: int = _f(64, "held-out test pairs edited at each learning-curve point (the first ones)", min=1)
     lambdas: LambdaConfig = field(default_factory=LambdaConfig)
 
 

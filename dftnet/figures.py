@@ -319,3 +319,47 @@ def training_curves(logs: dict[str, Path], out_path: Path, smooth: int = 0) -> N
                bbox_to_anchor=(0.5, 1 - 0.35 / fig.get_figheight()))
     fig.tight_layout(rect=(0, 0, 1, top))
     _save(fig, out_path)
+
+
+def learning_curves(curves: dict[str, Path], out_path: Path) -> None:
+    """The judge's AU error of held-out edits vs generator steps (``<run>/curve.csv``), one
+    panel per variant: the seed mean as a thick line, the band between the seeds' lowest and
+    highest value, each seed thin, the "changed nothing" floor (unedited sources) dashed, 0.7
+    of it (the suite's learning target) dotted, and the critic's own reading thin grey.
+
+    curves: run label -> curve.csv; the label's part before "/" names the variant ("dftnet/seed0").
+    """
+    frames = {label: read_log(p) for label, p in curves.items()}
+    if not frames:
+        raise DataError("learning_curves: no curve.csv given")
+    variants = list(dict.fromkeys(label.split("/")[0] for label in frames))
+    n_cols = min(3, len(variants))
+    n_rows = -(-len(variants) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.0 * n_rows), squeeze=False, sharey=True)
+    for ax, v in zip(axes.flat, variants):
+        runs = [df for label, df in frames.items() if label.split("/")[0] == v]
+        wide = pd.concat([r.set_index("step")["au_mae"] for r in runs], axis=1)
+        for r in runs:
+            ax.plot(r["step"], r["au_mae"], color="C0", lw=0.6, alpha=0.5)
+            ax.plot(r["step"], r["au_mae_critic"], color="0.55", lw=0.6, alpha=0.6)
+        ax.fill_between(wide.index, wide.min(axis=1), wide.max(axis=1), color="C0", alpha=0.2, lw=0)
+        ax.plot(wide.index, wide.mean(axis=1), color="C0", lw=2, label="judge: edit vs target (seed mean)")
+        floor = float(np.mean([r["au_mae_source"].iloc[0] for r in runs]))
+        ax.axhline(floor, color="C3", ls="--", lw=1.2, label="floor: unedited source")
+        ax.axhline(0.7 * floor, color="C3", ls=":", lw=1, label="target: 0.7 x floor")
+        ax.plot([], [], color="0.55", lw=0.6, label="critic D_C's own reading")
+        ax.set_title(f"{_name(v)} ({len(runs)} seeds)", fontsize=10)
+        ax.set_xlabel("generator step", fontsize=8)
+        ax.set_ylabel("AU MAE (0-5)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(variants):]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    top = 1 - 0.7 / fig.get_figheight()
+    fig.suptitle("Learning curves: the independent judge's AU error of held-out edits", fontsize=11,
+                 y=1 - 0.08 / fig.get_figheight(), va="top")
+    fig.legend(handles, names, loc="upper center", ncol=4, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.35 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _save(fig, out_path)

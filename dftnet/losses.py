@@ -65,17 +65,28 @@ def cycle_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
     return torch.mean(torch.abs(x.float() - x_rec.float()))
 
 
-# ------------------------------------------------------- Eq. (9), total variation
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Eq. (9), anisotropic total variation: ``sum |x[..., :, 1:] - x[..., :, :-1]|
-    + sum |x[..., 1:, :] - x[..., :-1, :]|``, summed over batch, channels and pixels.
+# ------------------------------------------------------- Eq. (9), flow smoothness
+def flow_smoothness(Phi: torch.Tensor) -> torch.Tensor:
+    """Eq. (9) as the paper writes it: the *squared* differences between neighbouring flow
+    vectors, ``sum (Phi[..., :, 1:] - Phi[..., :, :-1])^2 + sum (Phi[..., 1:, :] - Phi[..., :-1, :])^2``,
+    summed over the two flow channels and all pixels of one sample, then averaged over the batch.
 
-    This is exactly GANimation's mask smoothness (``_compute_loss_smooth`` in
-    ``models/ganimation.py``): a sum, not a mean, so it grows with the batch size and the
-    image area, and its lambdas (GANimation's 1e-5 for the mask) are tuned for that. Using one
-    form for the flow ``Phi`` (DFT-Net's Eq. (9)) and for attention masks keeps the lambdas of
-    ``params.yaml`` comparable with the official code. For ``Phi``, in grid_sample's
-    normalised units, a one-pixel step between neighbours costs ``2 / W``.
+    The unit of ``Phi`` sets the term's strength; DFT-Net passes its flow in **pixels**
+    (``dftnet.models.DFTNet.regularisers``), so a one-pixel step between neighbours costs 1
+    whatever the image size, and ``lambdas.tv`` does not depend on the batch size.
+    """
+    x = Phi.float()
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).flatten(1).sum(1)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).flatten(1).sum(1)
+    return (dx + dy).mean()
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """GANimation's mask smoothness (``_compute_loss_smooth`` in ``models/ganimation.py``):
+    ``sum |x[..., :, 1:] - x[..., :, :-1]| + sum |x[..., 1:, :] - x[..., :-1, :]|`` over batch,
+    channels and pixels. A sum, not a mean, as in the official code: it grows with the batch
+    size and the image area, and GANimation's ``lambda_mask_smooth`` (1e-5) is tuned for that.
+    Used for attention masks (``lambdas.att_tv``), not for DFT-Net's flow (see :func:`flow_smoothness`).
     """
     x = x.float()
     dx = (x[..., :, 1:] - x[..., :, :-1]).abs().sum()
@@ -85,14 +96,15 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------- Eq. (10), attention
 def attention_loss(A: torch.Tensor) -> torch.Tensor:
-    """Eq. (10) as this suite reads it: ``mean(1 - A)`` over batch and pixels.
+    """Eq. (10): the paper maximises the attention, ``-E[||A||_1]``; this is ``mean(1 - A)``
+    over batch and pixels, the same objective up to a constant and a per-pixel scale.
 
     In DFT-Net's composition (Eq. (5)) ``A`` weights the warped source ``X_a`` and ``1 - A``
-    the synthesised texture ``B``. Penalising ``1 - A`` keeps texture synthesis sparse: the
-    network should move pixels where it can and repaint only what warping cannot explain
-    (teeth, mouth interiors, shading). Without the term, ``A -> 0`` lets ``T`` repaint the whole
-    face and the deformation branch is bypassed, which is the failure GANimation's own mask
-    term guards against. The paper's exact Eq. (10) was not available offline; this reading is
-    the direct analogue of GANimation's ``mean(A)`` with the roles of the mask swapped.
+    the synthesised texture ``B``. Rewarding ``A`` keeps texture synthesis sparse: the network
+    should move pixels where it can and repaint only what warping cannot explain (teeth, mouth
+    interiors, shading). Without the term, ``A -> 0`` lets ``T`` repaint the whole face and the
+    deformation branch is bypassed. Note: ``Phi`` starts at zero (the identity warp), so
+    without this term (the ``no_att_loss`` ablation) little pulls the flow away from its
+    initial state; that ablation measures the initialisation as much as Eq. (10).
     """
     return torch.mean(1.0 - A.float())

@@ -16,8 +16,14 @@ from dftnet.config import Params, load_params, resolve_variant
 from dftnet.errors import DataError
 
 
+def threads_allowed() -> int:
+    """Intra-op threads for one process: ``OMP_NUM_THREADS`` where set, else every core."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else max(1, os.cpu_count() or 1)
+
+
 def load(params_path: str | Path = "params.yaml") -> Params:
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(threads_allowed())
     return load_params(params_path)
 
 
@@ -53,43 +59,66 @@ def prepare(params: Params) -> None:
     save_dataset(ds, params.data.root)
 
 
-def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int) -> None:
-    from dftnet.train import train
+def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
+               judge_path: Path | None) -> None:
+    from dftnet.eval.judge import load_judge
+    from dftnet.train import pick_device, train
 
     torch.set_num_threads(threads)
-    train(resolve_variant(params, variant, seed), dataset(params), out, device)
+    run = resolve_variant(params, variant, seed)
+    judge = load_judge(judge_path, pick_device(device)) if judge_path is not None and run.train.curve_every else None
+    train(run, dataset(params), out, device, judge=judge)
 
 
-def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None) -> None:
+def thread_plan(n_jobs: int, cores: int) -> tuple[int, list[int]]:
+    """(parallel workers, intra-op threads of each job in submission order).
+
+    Small convolutions scale poorly over threads and two multi-threaded processes on the
+    same cores thrash (a step 10-20x slower), so each job gets one core; the jobs of a last,
+    incomplete round (e.g. the third of 3 seeds on 2 cores) share the cores left idle.
+    """
+    workers = max(1, min(n_jobs, cores))
+    full = n_jobs - n_jobs % workers
+    tail = n_jobs - full
+    return workers, [cores // workers] * full + [max(1, cores // max(tail, 1))] * tail
+
+
+def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None,
+                  judge_path: str | Path | None = "judge/judge.pt") -> None:
     """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
 
-    On a CPU the seeds run in parallel processes, one core each: small convolutions scale
-    poorly over threads, so this is close to cores-times faster than one process. Each run
-    is seeded on its own and writes only its own folder.
+    On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
+    ``OMP_NUM_THREADS`` allows. Each run is seeded on its own and writes only its own folder.
+    ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     """
     from dftnet.train import pick_device
 
+    judge_path = Path(judge_path) if judge_path is not None else None
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
-    workers = min(len(jobs), os.cpu_count() or 1) if pick_device(device).type == "cpu" else 1
+    cpu = pick_device(device).type == "cpu"
+    workers, threads = thread_plan(len(jobs), threads_allowed()) if cpu else (1, [torch.get_num_threads()] * len(jobs))
     if workers == 1:
-        for job in jobs:
-            _train_one(*job, threads=torch.get_num_threads())
+        for job, n in zip(jobs, threads):
+            _train_one(*job, threads=n, judge_path=judge_path)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for done in [pool.submit(_train_one, *job, threads=threads) for job in jobs]:
+            futures = [pool.submit(_train_one, *job, threads=n, judge_path=judge_path) for job, n in zip(jobs, threads)]
+            for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
     write_mean_log(variant, Path(runs_root), params.seeds, Path("logs") / f"{variant}.csv")
+    if all((Path(runs_root) / variant / f"seed{s}" / "curve.csv").exists() for s in params.seeds):
+        write_mean_log(variant, Path(runs_root), params.seeds, Path("logs") / f"{variant}_curve.csv", "curve.csv")
 
 
-def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path) -> None:
-    """``logs/<variant>.csv``: the per-step log averaged over seeds, for ``dvc plots``."""
+def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path, name: str = "log.csv") -> None:
+    """``logs/<variant>.csv``: the per-step log (or ``curve.csv``, the learning curve) averaged
+    over seeds, for ``dvc plots``."""
     import pandas as pd
 
-    frames = [pd.read_csv(runs_root / variant / f"seed{s}" / "log.csv") for s in seeds]
+    frames = [pd.read_csv(runs_root / variant / f"seed{s}" / name) for s in seeds]
     mean = pd.concat(frames).groupby("step", as_index=False).mean(numeric_only=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -182,3 +211,6 @@ def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path
     figures.fig5_interpolation(gens, ds, fig_dir / "fig5_interpolation.png")
     logs = {f"{v}/seed{s}": runs_root / v / f"seed{s}" / "log.csv" for v in params.variants for s in params.seeds}
     figures.training_curves(logs, fig_dir / "training_curves.png")
+    curves = {f"{v}/seed{s}": runs_root / v / f"seed{s}" / "curve.csv" for v in params.variants for s in params.seeds}
+    if all(p.exists() for p in curves.values()):
+        figures.learning_curves(curves, fig_dir / "learning_curves.png")

@@ -30,6 +30,7 @@ from torch import nn
 
 from dftnet import losses
 from dftnet.config import LambdaConfig, RunConfig, run_config_from_dict
+from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError, TrainingDiverged
 from dftnet.imageops import aus_to_model, to_model
@@ -80,13 +81,13 @@ def build_state(run: RunConfig, device: torch.device) -> TrainState:
     D = build_critic(run.model, run.image_size).to(device)
     t = run.train
 
-    def adam(module: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    def adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
     def schedule(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, t.epochs, t.decay_epochs))
 
-    opt_G, opt_D = adam(G), adam(D)
+    opt_G, opt_D = adam(G, t.lr), adam(D, t.lr_critic)
     rng = torch.Generator(device=device)
     rng.manual_seed(run.seed)
     return TrainState(G, D, opt_G, opt_D, schedule(opt_G), schedule(opt_D), rng)
@@ -176,8 +177,9 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
                     lam: LambdaConfig) -> dict[str, torch.Tensor]:
     """Unweighted generator terms of Eqs. (6)-(10) on one batch.
 
-    The regularisers (Phi TV, attention) apply to both the edit and the cycle pass, as
-    GANimation's official code applies its mask terms to both.
+    The regularisers (flow smoothness, attention) apply to the edit; to the cycle pass too
+    only where the generator family says so (``regularise_cycle_pass``: GANimation's official
+    code does, DFT-Net's paper does not).
     """
     active = {name for name in ("tv", "att", "att_tv") if getattr(lam, name)}
     out = state.G(x, y_t)
@@ -189,8 +191,9 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
     if lam.cyc:
         rec = state.G(out.image, y_s)
         terms["g_cyc"] = losses.cycle_loss(x, rec.image)
-        rec_regs = state.G.regularisers(rec, active)
-        regs = {k: v + rec_regs[k] for k, v in regs.items()}
+        if state.G.regularise_cycle_pass:
+            rec_regs = state.G.regularisers(rec, active)
+            regs = {k: v + rec_regs[k] for k, v in regs.items()}
     terms.update({f"g_{k}": v for k, v in regs.items()})
     return terms
 
@@ -258,9 +261,12 @@ def progress_line(row: dict, epochs: int) -> str:
 
 # -------------------------------------------------------------------------- loop
 def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | None = None,
-          stop_after_epochs: int | None = None) -> dict:
+          stop_after_epochs: int | None = None, judge: nn.Module | None = None) -> dict:
     """Train one variant and seed into ``out_dir``, resuming from its checkpoint if present.
 
+    ``judge``: the independent AU judge; with ``train.curve_every`` > 0 it reads edits of
+    held-out pairs every that many generator steps into ``out_dir/curve.csv`` (the learning
+    curve; it is only read, never gives gradients or picks checkpoints).
     ``stop_after_epochs`` ends the process early (tests of resume); the run stays resumable.
     Returns the run summary also written to ``out_dir/train_summary.json``.
     """
@@ -282,6 +288,9 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     if n_iter == 0:
         raise DataError(f"training split has {images.shape[0]} images, fewer than train.batch_size={t.batch_size}")
     log = Log(out_dir / LOG, state.step)
+    curve = LearningCurve(out_dir / CURVE, state.step, judge, ds, t.curve_pairs, dev) if t.curve_every and judge else None
+    if curve and state.step == 0:
+        curve.point(state)
     autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
     start, t_start = state.epoch, time.perf_counter()
     for epoch in range(state.epoch, t.epochs):
@@ -306,13 +315,15 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
             log.add(g_terms)
             if state.step % t.log_every == 0:  # 5. one host read per log row
                 print(progress_line(log.flush(state.step, epoch, state.sched_G.get_last_lr()[0]), t.epochs), file=sys.stderr)
+            if curve and state.step % t.curve_every == 0:  # 6. the judge reads held-out edits
+                curve.point(state)
         state.epoch = epoch + 1
         checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs
         if checkpoint_now and log.pending:  # a non-finite term stops here, before the save
             log.flush(state.step, epoch, state.sched_G.get_last_lr()[0])
         state.sched_G.step()
         state.sched_D.step()
-        if checkpoint_now:  # 6. full state, atomically
+        if checkpoint_now:  # 7. full state, atomically
             save_checkpoint(state, run, ckpt_path)
         if stop_after_epochs is not None and state.epoch - start >= stop_after_epochs:
             return {}

@@ -19,7 +19,7 @@ from dftnet.data.aus import N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.eval import fid as fidm
 from dftnet.eval import lpips_metric as lpm
-from dftnet.eval.evaluate import SUMMARY_KEYS, evaluate_run
+from dftnet.eval.evaluate import PAIRED_FLOOR_KEYS, SUMMARY_KEYS, evaluate_run
 from dftnet.eval.identity import find_dlib_models
 from dftnet.eval.judge import AUJudge
 from dftnet.eval.paired import box_to_slices, compute_paired
@@ -246,7 +246,10 @@ def test_evaluate_run_with_random_nets_round_trips_sources():
     sources = ds.images[ds.index(ds.pairs.source_ids)]
     assert edits.dtype == torch.uint8 and torch.equal(edits, sources)
     s = metrics["summary"]
-    assert set(s) == set(SUMMARY_KEYS) | {"ms_per_image_b1", "ms_per_image_b2", "au_mae_ci", "id_dist_ci"}
+    assert set(s) == set(SUMMARY_KEYS + PAIRED_FLOOR_KEYS) | {"ms_per_image_b1", "ms_per_image_b2", "au_mae_ci", "id_dist_ci"}
+    # a generator that changes nothing scores exactly its floor on every paired metric
+    for key in PAIRED_FLOOR_KEYS:
+        assert s[key] == pytest.approx(s[key[:-len("_source")]]), key
     assert s["au_mae"] == pytest.approx(s["au_mae_source"]) and s["au_mae_critic"] > 0
     assert s["au_mae_ci"][0] <= s["au_mae"] <= s["au_mae_ci"][1]
     assert s["lpips"] == 0 and s["l1_gt"] == 0 and s["ssim_gt"] == pytest.approx(1.0)
@@ -273,4 +276,5 @@ def test_evaluate_run_quantises_edits_like_real_images(no_hub_weights):
     assert str(no_hub_weights) in why["fid"] and str(no_hub_weights) in why["lpips"]
     assert {"au", "au_critic", "identity"} <= set(why)
     assert s["l1_gt"] is not None and s["ms_per_image_b1"] > 0
+    assert s["l1_gt_source"] == pytest.approx(metrics["paired"]["source_floor"]["l1"])
     json.dumps(metrics, allow_nan=False)

@@ -25,7 +25,16 @@ def test_cycle_loss_eq8_is_mean_l1():
     assert losses.cycle_loss(x, x_rec).item() == pytest.approx((1 + 0 + 1 + 0.25) / 4)
 
 
-def test_total_variation_eq9_hand_computed():
+def test_flow_smoothness_eq9_squares_sums_per_sample_and_averages_the_batch():
+    x = torch.tensor([[[[1.0, 2.0], [4.0, 8.0]]],
+                      [[[0.0, 0.0], [0.0, -1.0]]]])  # 2 x 1 x 2 x 2
+    # sample 0: horizontal 1^2 + 4^2 = 17, vertical 3^2 + 6^2 = 45 -> 62; sample 1: 1 + 1 = 2
+    assert losses.flow_smoothness(x).item() == pytest.approx((62 + 2) / 2)
+    # batch-size independent: the same sample repeated gives the same value
+    assert losses.flow_smoothness(x[:1].repeat(5, 1, 1, 1)).item() == pytest.approx(62.0)
+
+
+def test_total_variation_hand_computed():
     x = torch.tensor([[[[1.0, 2.0], [4.0, 8.0]]],
                       [[[0.0, 0.0], [0.0, -1.0]]]])  # 2 x 1 x 2 x 2
     # sample 0: horizontal |2-1| + |8-4| = 5, vertical |4-1| + |8-2| = 9; sample 1: 1 + 1
@@ -78,6 +87,6 @@ def test_gradient_penalty_sums_patch_scores_and_backpropagates_into_the_critic()
 
 def test_terms_are_float32_for_bf16_inputs():
     x = torch.rand(2, 1, 4, 4).bfloat16()
-    for term in (losses.total_variation(x), losses.attention_loss(x), losses.cycle_loss(x, x * 0),
+    for term in (losses.total_variation(x), losses.flow_smoothness(x), losses.attention_loss(x), losses.cycle_loss(x, x * 0),
                  losses.critic_wgan_loss(x, x), losses.generator_wgan_loss(x), losses.au_condition_loss(x, x)):
         assert term.dtype == torch.float32 and term.dim() == 0

@@ -172,7 +172,7 @@ def test_regularisers_return_only_active_applicable_terms():
     terms = G.regularisers(out, {"tv", "att", "att_tv"})
     assert terms["att"] == losses.attention_loss(out.attention)
     assert terms["att_tv"] == losses.total_variation(out.attention)
-    assert terms["tv"] == losses.total_variation(out.parts["Phi"])
+    assert terms["tv"] == losses.flow_smoothness(models.flow_in_pixels(out.parts["Phi"]))
     assert set(G.regularisers(out, {"tv"})) == {"tv"}
     warp_only = DFTNet(dataclasses.replace(TINY, texture=False), 32)
     assert set(warp_only.regularisers(warp_only(x, aus), {"tv", "att", "att_tv"})) == {"tv"}
@@ -200,5 +200,64 @@ def test_generator_cost_counts_parameters_and_flops():
     assert cost["params"] == count_parameters(DFTNet(TINY, 32))
     gan = generator_cost(dataclasses.replace(TINY, generator="ganimation"), 32)
     assert 0 < gan["gflops"] < cost["gflops"]  # DFT-Net has one decoder more
-    # the 7x7 stem alone: 2 * (20 * 49) * 8 channels * 32 * 32 pixels
-    assert gan["gflops"] > 2 * 20 * 49 * 8 * 32 * 32 / 1e9
+    # executed FLOPs: the stem convolves the 3 image channels only (conv_over_tiled_aus)
+    assert gan["gflops"] > 2 * 3 * 49 * 8 * 32 * 32 / 1e9
+
+
+# ------------------------------------------------------------- exact speed-ups
+@pytest.mark.parametrize("size,k,pad,c_out,batch", [(64, 7, 3, 8, 8), (32, 7, 3, 16, 1), (16, 3, 1, 4, 5), (8, 4, 2, 2, 3)])
+def test_stem_over_tiled_aus_equals_the_plain_convolution(size, k, pad, c_out, batch):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3 + N_AUS, c_out, k, 1, pad, bias=False)
+    x, aus = inputs(size, batch)
+    plain = conv(models.tile_aus(x, aus))
+    fast = models.conv_over_tiled_aus(conv, x, aus)
+    assert fast.shape == plain.shape
+    assert torch.allclose(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_stem_gradients_equal_the_plain_ones():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3 + N_AUS, 8, 7, 1, 3, bias=False)
+    x, aus = inputs(32, 4)
+    grads = []
+    for fn in (lambda xx: conv(models.tile_aus(xx, aus)), lambda xx: models.conv_over_tiled_aus(conv, xx, aus)):
+        conv.zero_grad()
+        xx = x.clone().requires_grad_(True)
+        (fn(xx) ** 2).sum().backward()
+        grads.append((xx.grad.clone(), conv.weight.grad.clone()))
+    for a, b in zip(*grads):  # float32 sums in another order: equal to ~1e-6 of the largest value
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5 * a.abs().max().item())
+
+
+@pytest.mark.parametrize("generator", ["dftnet", "ganimation"])
+def test_generators_equal_their_plain_forward(generator):
+    """The whole generator with the fast stem equals one whose E runs the plain conv over tile_aus."""
+    torch.manual_seed(0)
+    G = build_generator(dataclasses.replace(TINY, generator=generator), 32)
+    x, aus = inputs(32, 3)
+    fast = G(x, aus).image
+    enc = G.E if generator == "dftnet" else G.encoder
+
+    def plain_forward(xx, a):
+        skips = [enc.stem(models.tile_aus(xx, a))]
+        for down in enc.down:
+            skips.append(down(skips[-1]))
+        return enc.bottleneck(skips.pop()), skips
+
+    enc.forward = plain_forward
+    assert torch.allclose(G(x, aus).image, fast, atol=1e-5)
+
+
+def test_resize_upsampling_keeps_the_shapes_and_has_no_transposed_convs():
+    cfg = dataclasses.replace(TINY, texture_upsample="resize")
+    G = DFTNet(cfg, 32)
+    out = G(*inputs(32))
+    assert out.parts["B"].shape == (2, 3, 32, 32)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.T.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.F.modules())  # F keeps GANimation's
+
+
+def test_regularisers_on_the_cycle_pass_follow_each_method():
+    assert DFTNet.regularise_cycle_pass is False          # the paper: Eqs. (9)-(10) on the edit
+    assert GANimationGenerator.regularise_cycle_pass is True  # the official code: both passes

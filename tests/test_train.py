@@ -144,3 +144,88 @@ def test_checkpoints_refuse_code_and_other_params(tmp_path):
     trainer.train(run, random_dataset(), tmp_path / "r")
     with pytest.raises(DataError, match="other params"):
         trainer.train(tiny_run(epochs=2), random_dataset(), tmp_path / "r")
+
+
+# ------------------------------------------------------------- learning curve
+def dataset_with_pairs(n=24, size=32):
+    from dftnet.data.dataset import EvalPairs
+
+    ds = random_dataset(n, size)
+    src = ds.test_ids * 2
+    ds.pairs = EvalPairs(pair_ids=[f"p{k}" for k in range(len(src))], source_ids=src, target_ids=[""] * len(src),
+                         target_aus=torch.rand(len(src), 17, generator=torch.Generator().manual_seed(1)) * 5)
+    return ds
+
+
+def tiny_judge(size=32):
+    from dftnet.eval.judge import AUJudge
+
+    torch.manual_seed(0)
+    return AUJudge(base_channels=4, image_size=size).eval()
+
+
+def read_curve(path):
+    import csv
+
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_learning_curve_logs_judge_floor_and_critic_without_changing_training(tmp_path):
+    from dftnet.curve import CURVE, CURVE_COLUMNS
+
+    ds, judge = dataset_with_pairs(), tiny_judge()
+    run = tiny_run(epochs=3, curve_every=2, curve_pairs=10)
+    trainer.train(run, ds, tmp_path / "with", judge=judge)
+    rows = read_curve(tmp_path / "with" / CURVE)
+    assert list(rows[0]) == list(CURVE_COLUMNS)
+    steps = [int(r["step"]) for r in rows]
+    assert steps == list(range(0, steps[-1] + 1, 2)) and steps[-1] >= 4  # a point at 0 and every 2 steps
+    assert len({r["au_mae_source"] for r in rows}) == 1                   # the floor is constant
+    assert {r["n_pairs"] for r in rows} == {"10"}
+    for r in rows:
+        assert float(r["ratio"]) == pytest.approx(float(r["au_mae"]) / float(r["au_mae_source"]), rel=1e-4)
+        assert float(r["au_mae_critic"]) >= 0
+    assert len({r["au_mae"] for r in rows}) > 1                            # the edits change as G learns
+    # the judge only reads: the trained weights equal a run without a curve
+    trainer.train(run, ds, tmp_path / "without")
+    a = torch.load(tmp_path / "with" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "without" / trainer.CHECKPOINT, weights_only=True)
+    for k in a["G"]:
+        assert torch.equal(a["G"][k], b["G"][k]), k
+
+
+def test_learning_curve_resumes_without_duplicate_rows(tmp_path):
+    from dftnet.curve import CURVE
+
+    ds, judge = dataset_with_pairs(), tiny_judge()
+    run = tiny_run(epochs=3, curve_every=1, curve_pairs=6)
+    trainer.train(run, ds, tmp_path / "straight", judge=judge)
+    trainer.train(run, ds, tmp_path / "split", stop_after_epochs=1, judge=judge)
+    trainer.train(run, ds, tmp_path / "split", judge=judge)
+    assert read_curve(tmp_path / "split" / CURVE) == read_curve(tmp_path / "straight" / CURVE)
+
+
+def test_critic_has_its_own_learning_rate():
+    state = trainer.build_state(tiny_run(lr=2e-4, lr_critic=4e-4), torch.device("cpu"))
+    assert state.opt_G.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert state.opt_D.param_groups[0]["lr"] == pytest.approx(4e-4)
+
+
+def test_thread_plan_gives_one_core_per_job_and_the_idle_cores_to_a_last_round():
+    from dftnet.stages import thread_plan
+
+    assert thread_plan(2, 2) == (2, [1, 1])
+    assert thread_plan(3, 2) == (2, [1, 1, 2])
+    assert thread_plan(1, 2) == (1, [2])
+    assert thread_plan(5, 4) == (4, [1, 1, 1, 1, 4])
+    assert thread_plan(3, 1) == (1, [1, 1, 1])
+
+
+def test_threads_honour_omp_num_threads(monkeypatch):
+    from dftnet.stages import threads_allowed
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads_allowed() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads_allowed() == (os.cpu_count() or 1)

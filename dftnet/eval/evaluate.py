@@ -41,6 +41,9 @@ from dftnet.imageops import aus_to_model, to_model, to_uint8
 SUMMARY_KEYS = ("au_mae", "au_rmse", "au_mae_source", "au_mae_critic", "fid", "lpips", "lpips_gt", "id_dist",
                 "id_share_same", "id_dist_other", "l1_gt", "psnr_gt", "ssim_gt", "l1_gt_eyes", "l1_gt_mouth",
                 "ssim_gt_eyes", "ssim_gt_mouth")
+# Every paired metric's "changed nothing" value: the unedited source against the ground truth.
+PAIRED_FLOOR_KEYS = tuple(f"{k}_source" for k in ("l1_gt", "psnr_gt", "ssim_gt", "l1_gt_eyes", "l1_gt_mouth",
+                                                    "ssim_gt_eyes", "ssim_gt_mouth"))
 
 
 def library_versions() -> dict:
@@ -126,7 +129,7 @@ def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tenso
 
 def _summary(au: dict, fid: dict, lp: dict, ident: dict, paired: dict, timing: dict, timing_name: str,
              batch_sizes, n_boot: int, seed: int) -> dict:
-    s: dict = dict.fromkeys(SUMMARY_KEYS)
+    s: dict = dict.fromkeys(SUMMARY_KEYS + PAIRED_FLOOR_KEYS)
     if au["edit"] is not None:
         s.update(au_mae=au["edit"]["mae"], au_rmse=au["edit"]["rmse"], au_mae_source=au["source"]["mae"])
     if au["critic"] is not None:
@@ -139,6 +142,10 @@ def _summary(au: dict, fid: dict, lp: dict, ident: dict, paired: dict, timing: d
         m = paired["mean"]
         s.update(l1_gt=m["l1"], psnr_gt=m["psnr"], ssim_gt=m["ssim"], l1_gt_eyes=m.get("l1_eyes"),
                  l1_gt_mouth=m.get("l1_mouth"), ssim_gt_eyes=m.get("ssim_eyes"), ssim_gt_mouth=m.get("ssim_mouth"))
+        f = paired["source_floor"]
+        s.update(l1_gt_source=f["l1"], psnr_gt_source=f["psnr"], ssim_gt_source=f["ssim"],
+                 l1_gt_eyes_source=f.get("l1_eyes"), l1_gt_mouth_source=f.get("l1_mouth"),
+                 ssim_gt_eyes_source=f.get("ssim_eyes"), ssim_gt_mouth_source=f.get("ssim_mouth"))
     for bs in batch_sizes:
         s[f"ms_per_image_b{bs}"] = timing["models"][timing_name][f"b{bs}"]["ms_per_image_median"]
     s["au_mae_ci"] = bootstrap_ci(au["edit"]["per_pair_mae"], n_boot, seed) if au["edit"] is not None else None

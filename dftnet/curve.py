@@ -1,0 +1,75 @@
+"""The learning curve: the independent AU judge's reading of held-out edits during training.
+
+Every ``train.curve_every`` generator steps the generator edits a fixed set of held-out test
+pairs (the first ``train.curve_pairs``), and one row goes to ``<run>/curve.csv``:
+
+- ``au_mae``: the judge's AU error of the edits against their target AUs (0-5 scale);
+- ``au_mae_source``: the same error of the *unedited* sources, the "changed nothing" floor
+  (constant along the curve: it depends on neither the generator nor the step);
+- ``ratio``: ``au_mae / au_mae_source``; below 1 the generator edits towards the target;
+- ``au_mae_critic``: the critic ``D_C``'s own reading of the same edits, which the generator
+  is trained to satisfy (Eq. 7), so it is not evidence; shown beside the judge to expose a
+  generator that fools ``D_C`` without editing.
+
+The judge is only read here: no gradient reaches it or the generator, the training RNG is not
+touched, and nothing chooses a checkpoint from these numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dftnet.data.aus import AU_MAX
+from dftnet.data.dataset import FaceDataset
+from dftnet.errors import DataError
+from dftnet.eval.judge import judge_predict
+from dftnet.imageops import aus_to_model, to_model, to_uint8
+
+CURVE = "curve.csv"
+CURVE_COLUMNS = ("step", "au_mae", "au_mae_source", "ratio", "au_mae_critic", "n_pairs")
+
+
+class LearningCurve:
+    """Appends one row per :meth:`point` to ``path``; on resume keeps rows up to ``keep_until_step``."""
+
+    def __init__(self, path: Path, keep_until_step: int, judge: nn.Module, ds: FaceDataset, n_pairs: int,
+                 device: torch.device):
+        if ds.pairs is None or len(ds.pairs) == 0:
+            raise DataError("learning curve: the dataset has no evaluation pairs (pairs.csv)")
+        n = min(n_pairs, len(ds.pairs))
+        self.path, self.judge, self.device = path, judge.to(device).eval(), device
+        self.sources = ds.images[ds.index(ds.pairs.source_ids[:n])]
+        self.target = ds.pairs.target_aus[:n].float()
+        self.floor = float((judge_predict(self.judge, self.sources, device=device) - self.target).abs().mean())
+        rows = []
+        if path.exists() and keep_until_step > 0:
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, CURVE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    @torch.inference_mode()
+    def read(self, G: nn.Module, D: nn.Module) -> dict:
+        """Judge and critic errors of ``G``'s edits of the held-out pairs (G, D left as found)."""
+        modes = G.training, D.training
+        G.eval(), D.eval()
+        x = to_model(self.sources.to(self.device))
+        edits = to_uint8(G(x, aus_to_model(self.target).to(self.device)).image)
+        critic = D(to_model(edits))[1].float().cpu() * AU_MAX
+        G.train(modes[0]), D.train(modes[1])
+        judge = judge_predict(self.judge, edits.cpu(), device=self.device)
+        au_mae = float((judge - self.target).abs().mean())
+        return {"au_mae": au_mae, "au_mae_source": self.floor, "ratio": au_mae / self.floor,
+                "au_mae_critic": float((critic - self.target).abs().mean()), "n_pairs": len(self.target)}
+
+    def point(self, state) -> dict:
+        row = {"step": state.step, **self.read(state.G, state.D)}
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, CURVE_COLUMNS).writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        return row
