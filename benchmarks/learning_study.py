@@ -2,7 +2,8 @@
 
     python benchmarks/learning_study.py run [--recipes benchmarks/recipes.yaml] [--only C C_ncritic5 ...]
                                             [--seeds 0 1 2] [--variants dftnet ganimation] [--workers 2]
-    python benchmarks/learning_study.py table   # -> reports/learning_study.md
+    python benchmarks/learning_study.py import-default   # the default `dvc repro`'s runs as recipe "default"
+    python benchmarks/learning_study.py table            # -> reports/learning_study.md
 
 A recipe is a named set of dotted overrides of ``params.yaml`` (``train.n_critic: 5``) in
 ``benchmarks/recipes.yaml``, each with the one thing it changes. Every (recipe, variant, seed)
@@ -108,6 +109,32 @@ def cmd_run(args) -> None:
                 print(f"{job}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
 
 
+def cmd_import_default(args) -> None:
+    """The default ``dvc repro``'s evaluated runs (every variant and seed) as rows of recipe
+    ``default``, read from ``eval/<variant>/seed<k>/metrics.json`` (all test pairs) and
+    ``runs/<variant>/seed<k>/`` (steps, seconds, learning curve)."""
+    from dftnet.config import load_params
+
+    params = load_params(args.params)
+    for variant in params.variants:
+        for seed in params.seeds:
+            run, ev = ROOT / "runs" / variant / f"seed{seed}", ROOT / "eval" / variant / f"seed{seed}" / "metrics.json"
+            m = json.loads(ev.read_text())
+            s, train = m["summary"], json.loads((run / "train_summary.json").read_text())
+            curve = (run / "curve.csv").read_text().splitlines()
+            result = {"recipe": "default", "variant": variant, "seed": seed, "steps": train["generator_steps"],
+                      "seconds": train["train_seconds_this_session"], "au_mae": s["au_mae"],
+                      "au_mae_source": s["au_mae_source"], "ratio": s["au_mae"] / s["au_mae_source"],
+                      "l1_gt": s["l1_gt"], "l1_gt_source": s["l1_gt_source"], "l1_ratio": s["l1_gt"] / s["l1_gt_source"],
+                      "n_pairs": m["protocol"]["n_pairs"], "curve": [line.split(",")[:4] for line in curve[1:]],
+                      "threads": "dvc repro (seeds in parallel; the last seed of each variant on both cores)",
+                      "machine": f"{os.cpu_count()} CPU cores"}
+            out = STUDY / "results" / f"default__{variant}__seed{seed}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=1))
+            print(out.relative_to(ROOT))
+
+
 def cmd_table(args) -> None:
     import yaml
 
@@ -119,7 +146,9 @@ def cmd_table(args) -> None:
         "Which recipe makes the generators *edit* at CPU scale (64 px, the embedded synthetic faces,",
         "320 training images of 32 identities, 120 held-out pairs of 12 unseen identities). Written by",
         "`python benchmarks/learning_study.py table` from `study/results/*.json`; every row is a run",
-        f"seen on this machine ({os.cpu_count()} CPU cores, no GPU, one thread per run, two runs side by side).",
+        f"seen on this machine ({os.cpu_count()} CPU cores, no GPU, one thread per run, two runs side by side;",
+        "the `default` rows are the default `dvc repro`'s own runs, imported with `import-default`).",
+        "What the rows mean for the default recipe: README, \"The default recipe\".",
         "",
         "- **ratio** = judge's AU error of the edits / the same error of the unedited sources (the floor).",
         f"  Target: <= {TARGET_RATIO} in every seed. Below 1 the edits move towards the target AUs.",
@@ -142,8 +171,8 @@ def cmd_table(args) -> None:
                 f"| {name} | {recipes[name].get('what', '')} | {variant} | {rows[0]['steps']} | {mean('seconds'):.0f} "
                 f"| {mean('au_mae'):.3f} | {mean('au_mae_source'):.3f} | {mean('ratio'):.3f} "
                 f"({per_seed('ratio')}) | {mean('l1_ratio'):.2f} "
-                f"({per_seed('l1_ratio')}) | {'yes' if met else 'no'} ({len(rows)} seeds) |")
-    lines += ["", "## Learning curves (judge ratio at each curve point, mean over seeds)", "",
+                f"({per_seed('l1_ratio')}) | {'yes' if met else 'no'} ({len(rows)} seed{'s' if len(rows) > 1 else ''}) |")
+    lines += ["", "## Learning curves (judge ratio every 300 generator steps and at the end, mean over seeds)", "",
               "| recipe | variant | " + " | ".join(["step: ratio"] * 1) + " |", "|---|---|---|"]
     for name in recipes:
         for variant in dict.fromkeys(r["variant"] for r in results):
@@ -153,6 +182,8 @@ def cmd_table(args) -> None:
             steps = [c[0] for c in rows[0]["curve"]]
             pts = []
             for i, s in enumerate(steps):
+                if int(s) % 300 and i != len(steps) - 1:  # every 300 steps and the last point
+                    continue
                 vals = [float(r["curve"][i][3]) for r in rows if len(r["curve"]) > i]
                 pts.append(f"{s}: {sum(vals) / len(vals):.2f}")
             lines.append(f"| {name} | {variant} | {', '.join(pts)} |")
@@ -163,7 +194,7 @@ def cmd_table(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("run", "table"))
+    ap.add_argument("command", choices=("run", "import-default", "table"))
     ap.add_argument("--recipes", default=str(ROOT / "benchmarks" / "recipes.yaml"))
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--only", nargs="*")
@@ -172,7 +203,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     os.chdir(ROOT)
-    (cmd_run if args.command == "run" else cmd_table)(args)
+    {"run": cmd_run, "import-default": cmd_import_default, "table": cmd_table}[args.command](args)
 
 
 if __name__ == "__main__":

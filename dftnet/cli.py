@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from dftnet.errors import BenchError
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("variant")
     t.add_argument("--out", default="runs", help="runs root: <out>/<variant>/seed<k>/")
     t.add_argument("--device", default=None, help="cuda / cpu (default: cuda where present)")
+    t.add_argument("--judge", default="judge", help="folder of the AU judge that draws the learning curve")
     j = sub.add_parser("judge", help="train the independent AU judge")
     j.add_argument("--out", default="judge")
     e = sub.add_parser("evaluate", help="evaluate every seed of one variant")
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prepare":
             stages.prepare(params)
         elif args.command == "train":
-            stages.train_variant(params, args.variant, args.out, args.device)
+            stages.train_variant(params, args.variant, args.out, args.device, Path(args.judge) / "judge.pt")
         elif args.command == "judge":
             stages.train_judge(params, args.out)
         elif args.command == "evaluate":

@@ -343,7 +343,9 @@ def how_to_read(runs: Runs) -> str:
         "against the target AUs: the \"changed nothing\" floor that every model must beat; a model "
         "near it did not edit the expression. `au_mae_critic` reads the AUs with the model's own "
         "critic (the quantity it was trained on), so it flatters the model; trust the judge. "
-        "Paired metrics (`*_gt`) need ground truth and exist only on synthetic data. "
+        "Paired metrics (`*_gt`) need ground truth and exist only on synthetic data; each has its "
+        "\"changed nothing\" value beside it (`*_source`: the unedited source against the true target), "
+        "so a model that barely touches the image cannot look good on them. "
         "Cells are mean ± 95% CI half-width over training seeds (Student t); with one seed only the "
         f"mean is shown. {fid_note}")
 

@@ -66,7 +66,12 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
 
     torch.set_num_threads(threads)
     run = resolve_variant(params, variant, seed)
-    judge = load_judge(judge_path, pick_device(device)) if judge_path is not None and run.train.curve_every else None
+    judge = None
+    if judge_path is not None and run.train.curve_every:
+        if not judge_path.exists():
+            raise DataError(f"{judge_path}: the AU judge that draws the learning curve is missing; train it first "
+                            f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
+        judge = load_judge(judge_path, pick_device(device))
     train(run, dataset(params), out, device, judge=judge)
 
 

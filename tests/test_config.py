@@ -28,6 +28,9 @@ def test_shipped_params_load_and_every_variant_resolves():
     assert resolve_variant(params, "warp_only", 0).model.texture is False
     assert resolve_variant(params, "no_att_loss", 0).train.lambdas.att == 0.0
     assert resolve_variant(params, "no_att_loss", 0).train.lambdas.cyc == params.train.lambdas.cyc
+    # the default recipe: every variant and seed draws a learning curve, three seeds
+    assert len(params.seeds) == 3 and params.train.curve_every > 0
+    assert all(resolve_variant(params, v, 0).train.lr_critic == params.train.lr_critic for v in params.variants)
 
 
 @pytest.mark.parametrize("edit, key", [
@@ -42,6 +45,9 @@ def test_shipped_params_load_and_every_variant_resolves():
     (lambda r: r["variants"].update(bad={"optim": {}}), "variants.bad.optim: unknown key"),
     (lambda r: r["variants"].update(bad={"train": {"n_critic": 0}}), "variants.bad.train.n_critic: expected a value >= 1"),
     (lambda r: r["train"].update(decay_epochs=99), "train.decay_epochs"),
+    (lambda r: r["train"].update(lr_critic=-1e-4), "train.lr_critic: expected a value >= 0"),
+    (lambda r: r["train"].update(curve_every=-1), "train.curve_every: expected a value >= 0"),
+    (lambda r: r["model"].update(texture_upsample="bilinear"), "model.texture_upsample: expected one of"),
 ])
 def test_bad_params_fail_naming_the_key(tmp_path, edit, key):
     with pytest.raises(ConfigError) as err:

@@ -229,3 +229,13 @@ def test_threads_honour_omp_num_threads(monkeypatch):
     assert threads_allowed() == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert threads_allowed() == (os.cpu_count() or 1)
+
+
+def test_training_with_a_curve_but_no_judge_stops_naming_the_file(tmp_path, monkeypatch):
+    from dftnet import stages
+
+    params = load_params(ROOT / "params.yaml")
+    monkeypatch.setattr(stages, "dataset", lambda p: random_dataset())
+    with pytest.raises(DataError, match="judge.pt: the AU judge that draws the learning curve is missing"):
+        stages._train_one(params, "dftnet", 0, tmp_path / "run", "cpu", 1, tmp_path / "judge.pt")
+    assert not (tmp_path / "run" / trainer.CHECKPOINT).exists()
