@@ -404,9 +404,34 @@ def compare(metric: str, ref: dict[int, float | None], other: dict[int, float | 
                       seeds=tuple(seeds), wins=wins, reason="; ".join(notes), **base)
 
 
+# Metrics of the architecture, not of what a model learned: no learning gate applies to them.
+UNGATED_METRICS = ("ms_per_image_b1", "ms_per_image_b64")
+
+
+def not_learned(runs: Runs, variant: str) -> str | None:
+    """Why ``variant`` cannot carry a verdict on edit quality, or None: in some seed the judge
+    read its edits no closer to the target AUs than the unedited sources (``au_mae`` not below
+    ``au_mae_source``), i.e. that model did not learn to edit, and comparing it measures noise."""
+    edit, floor = runs.by_seed(variant, "au_mae"), runs.by_seed(variant, "au_mae_source")
+    bad = {s: (edit[s], floor.get(s)) for s in edit if edit[s] is None or floor.get(s) is None or edit[s] >= floor[s]}
+    if not bad:
+        return None
+    s, (e, f) = sorted(bad.items())[0]
+    reading = f"{e:.3f} vs its floor {f:.3f}" if e is not None and f is not None else "no judge reading"
+    return f"`{variant}` did not beat the unedited-source floor in seed {s} (judge AU MAE {reading}): it did not learn to edit"
+
+
 def compare_runs(runs: Runs, metric: str, reference: str, other: str, higher_is_better: bool | None = None) -> Comparison:
+    """:func:`compare` of two variants' per-seed values; not measurable when either variant did
+    not learn (:func:`not_learned`), except for the architecture's own speed."""
     if higher_is_better is None:
         higher_is_better = bool(COLUMN_BY_KEY[metric].higher_is_better) if metric in COLUMN_BY_KEY else False
+    if metric not in UNGATED_METRICS:
+        for v in (reference, other):
+            why = not_learned(runs, v) if runs.seeds(v) else None
+            if why:
+                return Comparison(metric=metric, reference=reference, other=other, status=NOT_MEASURABLE,
+                                  higher_is_better=higher_is_better, reason=why)
     return compare(metric, runs.by_seed(reference, metric), runs.by_seed(other, metric), higher_is_better,
                    reference, other, runs.reason(metric))
 
@@ -512,7 +537,9 @@ RULE = (
     "paired seeds **and** in every single seed (ties count as not better). A claim resting on several "
     "metrics is supported when every measurable metric supports it, **not supported** when any "
     "measurable metric does not (the numbers are listed), and **not measurable here** when no metric "
-    "can be computed (null metric, e.g. missing weights or no ground truth, or a missing variant). "
+    "can be computed (null metric, e.g. missing weights or no ground truth, or a missing variant), or "
+    "when a compared model did not learn: in some seed the judge read its edits no closer to the target "
+    "AUs than the unedited sources, so no verdict on edit quality may rest on it. "
     "Claim 2 (artifacts) is judged on FID only, the paper's measure; when FID is unavailable the "
     "verdict is *not measurable here*, and paired whole-image SSIM / L1 / LPIPS against ground truth "
     "are reported as a labelled proxy that does not change the verdict. Claim 4 holds when every "

@@ -152,3 +152,16 @@ def test_ablation_claim_lists_each_ablation(tmp_path):
     assert claims[0].verdict == NOT_SUPPORTED and "warp_only" in claims[0].why and "no_skip" in claims[0].why
     none = claim_ablations(runs_of(tmp_path / "x", {"dftnet": [{}], "ganimation": [{}]}))
     assert none[0].verdict == NOT_MEASURABLE
+
+
+def test_no_verdict_rests_on_a_model_that_did_not_learn(tmp_path):
+    runs = runs_of(tmp_path, {"dftnet": [dict(au_mae=0.5, l1_gt=0.05, ms_per_image_b1=2.0, ms_per_image_b64=0.2)] * 3,
+                              "ganimation": [dict(au_mae=0.9, l1_gt=0.09, ms_per_image_b1=4.0, ms_per_image_b64=0.3)] * 3,
+                              # seed 1 edits no closer to the targets than the unedited sources (1.2)
+                              "warp_only": [dict(au_mae=0.7, l1_gt=0.08), dict(au_mae=1.25, l1_gt=0.08),
+                                            dict(au_mae=0.7, l1_gt=0.08)]})
+    claims = {c.id: c for c in claim_ablations(runs)}
+    assert claims["4.1"].verdict == NOT_MEASURABLE
+    assert "did not beat the unedited-source floor in seed 1" in claims["4.1"].why
+    assert claim_speed(runs).verdict == SUPPORTED  # speed is the architecture's: no gate
+    assert claim_artifacts(runs).verdict == NOT_MEASURABLE
