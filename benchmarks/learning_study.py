@@ -75,15 +75,25 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     err = float((judge_predict(judge, edits) - target).abs().mean())
     floor = float((judge_predict(judge, sources) - target).abs().mean())
     l1, l1_src = compute_paired(edits, ds.pairs.gt)["mean"]["l1"], compute_paired(sources, ds.pairs.gt)["mean"]["l1"]
-    curve = (out / "curve.csv").read_text().splitlines()
-    result = {"recipe": name, "variant": variant, "seed": seed, "steps": summary["generator_steps"],
-              "seconds": round(seconds, 1), "au_mae": err, "au_mae_source": floor, "ratio": err / floor,
-              "l1_gt": l1, "l1_gt_source": l1_src, "l1_ratio": l1 / l1_src, "n_pairs": len(target),
-              "curve": [line.split(",")[:4] for line in curve[1:]], "threads": 1,
+    return write_result(name, variant, seed, out, summary["generator_steps"], round(seconds, 1),
+                        (err, floor), (l1, l1_src), len(target), threads=1)
+
+
+def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int, seconds: float,
+                 au: tuple[float, float], l1: tuple[float, float], n_pairs: int, threads) -> dict:
+    """One study row, ``study/results/<recipe>__<variant>__seed<k>.json`` (written atomically):
+    ``au`` and ``l1`` are (edit, unedited source) pairs; the curve comes from ``run_dir/curve.csv``."""
+    curve = (run_dir / "curve.csv").read_text().splitlines()
+    result = {"recipe": recipe, "variant": variant, "seed": seed, "steps": steps, "seconds": seconds,
+              "au_mae": au[0], "au_mae_source": au[1], "ratio": au[0] / au[1],
+              "l1_gt": l1[0], "l1_gt_source": l1[1], "l1_ratio": l1[0] / l1[1], "n_pairs": n_pairs,
+              "curve": [line.split(",")[:4] for line in curve[1:]], "threads": threads,
               "machine": f"{os.cpu_count()} CPU cores"}
-    path = STUDY / "results" / f"{name}__{variant}__seed{seed}.json"
+    path = STUDY / "results" / f"{recipe}__{variant}__seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, path)
     return result
 
 
@@ -121,18 +131,10 @@ def cmd_import_default(args) -> None:
             run, ev = ROOT / "runs" / variant / f"seed{seed}", ROOT / "eval" / variant / f"seed{seed}" / "metrics.json"
             m = json.loads(ev.read_text())
             s, train = m["summary"], json.loads((run / "train_summary.json").read_text())
-            curve = (run / "curve.csv").read_text().splitlines()
-            result = {"recipe": "default", "variant": variant, "seed": seed, "steps": train["generator_steps"],
-                      "seconds": train["train_seconds_this_session"], "au_mae": s["au_mae"],
-                      "au_mae_source": s["au_mae_source"], "ratio": s["au_mae"] / s["au_mae_source"],
-                      "l1_gt": s["l1_gt"], "l1_gt_source": s["l1_gt_source"], "l1_ratio": s["l1_gt"] / s["l1_gt_source"],
-                      "n_pairs": m["protocol"]["n_pairs"], "curve": [line.split(",")[:4] for line in curve[1:]],
-                      "threads": "dvc repro (seeds in parallel; the last seed of each variant on both cores)",
-                      "machine": f"{os.cpu_count()} CPU cores"}
-            out = STUDY / "results" / f"default__{variant}__seed{seed}.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=1))
-            print(out.relative_to(ROOT))
+            write_result("default", variant, seed, run, train["generator_steps"], train["train_seconds_this_session"],
+                         (s["au_mae"], s["au_mae_source"]), (s["l1_gt"], s["l1_gt_source"]), m["protocol"]["n_pairs"],
+                         threads="dvc repro (seeds in parallel; the last seed of each variant on both cores)")
+            print(f"default {variant} seed{seed}")
 
 
 def cmd_table(args) -> None:

@@ -17,12 +17,12 @@ touched, and nothing chooses a checkpoint from these numbers.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from dftnet import csvlog
 from dftnet.data.aus import AU_MAX
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError
@@ -45,14 +45,7 @@ class LearningCurve:
         self.sources = ds.images[ds.index(ds.pairs.source_ids[:n])]
         self.target = ds.pairs.target_aus[:n].float()
         self.floor = float((judge_predict(self.judge, self.sources, device=device) - self.target).abs().mean())
-        rows = []
-        if path.exists() and keep_until_step > 0:
-            with path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, CURVE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        csvlog.restart(path, CURVE_COLUMNS, keep_until_step)
 
     @torch.inference_mode()
     def read(self, G: nn.Module, D: nn.Module) -> dict:
@@ -70,6 +63,5 @@ class LearningCurve:
 
     def point(self, state) -> dict:
         row = {"step": state.step, **self.read(state.G, state.D)}
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, CURVE_COLUMNS).writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        csvlog.append(self.path, CURVE_COLUMNS, {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         return row

@@ -17,7 +17,6 @@ there, and loss values are stacked on the device; the host reads them once per l
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet import losses
+from dftnet import csvlog, losses
 from dftnet.config import LambdaConfig, RunConfig, run_config_from_dict
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
@@ -220,14 +219,7 @@ class Log:
 
     def __init__(self, path: Path, keep_until_step: int):
         self.path = path
-        rows = []
-        if path.exists() and keep_until_step > 0:  # resume: drop rows past the checkpoint
-            with path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        csvlog.restart(path, LOG_COLUMNS, keep_until_step)  # resume: drop rows past the checkpoint
         self.pending: dict[str, list[torch.Tensor]] = {}
         self.t0, self.images = time.perf_counter(), 0
 
@@ -248,8 +240,7 @@ class Log:
         elapsed = time.perf_counter() - self.t0
         row = {"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(self.images / max(elapsed, 1e-9), 2)}
         row.update({k: float(v.mean()) for k, v in values.items()})
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, LOG_COLUMNS).writerow(row)
+        csvlog.append(self.path, LOG_COLUMNS, row)
         self.pending, self.t0, self.images = {}, time.perf_counter(), 0
         return row
 
