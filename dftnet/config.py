@@ -131,6 +131,17 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    threads: int = _f(2, "intra-op CPU threads of the judge, timing, evaluate and report stages. Part of the "
+                      "result: float sums split over threads round differently, so it is fixed here, never "
+                      "taken from the machine", min=1, max=256)
+    train_threads: int = _f(1, "intra-op CPU threads of one training run (part of its result, as threads); "
+                            "seeds train in parallel, cores // train_threads at a time", min=1, max=256)
+    deterministic: bool = _f(True, "torch.use_deterministic_algorithms on the CPU: a kernel without a "
+                             "deterministic implementation stops the run instead of drifting")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -139,6 +150,7 @@ class Params:
     seeds: list = _f([0], "training seeds; every variant is trained once per seed")
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
 # ------------------------------------------------------------------------ loading

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -17,14 +18,18 @@ from dftnet.errors import DataError
 
 
 def threads_allowed() -> int:
-    """Intra-op threads for one process: ``OMP_NUM_THREADS`` where set, else every core."""
+    """Cores this pipeline may occupy: ``OMP_NUM_THREADS`` where set, else every core."""
     env = os.environ.get("OMP_NUM_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else max(1, os.cpu_count() or 1)
 
 
 def load(params_path: str | Path = "params.yaml") -> Params:
-    torch.set_num_threads(threads_allowed())
-    return load_params(params_path)
+    """The validated params, with this process's numerics pinned by them (:mod:`dftnet.numerics`)."""
+    from dftnet import numerics
+
+    params = load_params(params_path)
+    numerics.pin(params.compute.threads, params.compute.deterministic)
+    return params
 
 
 def write_json(path: str | Path, payload: dict) -> None:
@@ -64,7 +69,9 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
     from dftnet.eval.judge import load_judge
     from dftnet.train import pick_device, train
 
-    torch.set_num_threads(threads)
+    from dftnet import numerics
+
+    numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     run = resolve_variant(params, variant, seed)
     judge = None
     if judge_path is not None and run.train.curve_every:
@@ -75,17 +82,15 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
     train(run, dataset(params), out, device, judge=judge)
 
 
-def thread_plan(n_jobs: int, cores: int) -> tuple[int, list[int]]:
-    """(parallel workers, intra-op threads of each job in submission order).
+def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
+    """Parallel workers for ``n_jobs`` runs of ``threads_per_job`` threads each on ``cores`` cores.
 
-    Small convolutions scale poorly over threads and two multi-threaded processes on the
-    same cores thrash (a step 10-20x slower), so each job gets one core; the jobs of a last,
-    incomplete round (e.g. the third of 3 seeds on 2 cores) share the cores left idle.
+    The threads of a job are part of its result (:mod:`dftnet.numerics`), so they are a param
+    and never grow to fill idle cores; only the number of jobs in flight depends on the machine.
+    Small convolutions scale poorly over threads and oversubscribed cores thrash (a step
+    10-20x slower), hence one thread per run and one run per core by default.
     """
-    workers = max(1, min(n_jobs, cores))
-    full = n_jobs - n_jobs % workers
-    tail = n_jobs - full
-    return workers, [cores // workers] * full + [max(1, cores // max(tail, 1))] * tail
+    return max(1, min(n_jobs, cores // max(1, threads_per_job)))
 
 
 def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None,
@@ -101,16 +106,17 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     judge_path = Path(judge_path) if judge_path is not None else None
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
     cpu = pick_device(device).type == "cpu"
-    workers, threads = thread_plan(len(jobs), threads_allowed()) if cpu else (1, [torch.get_num_threads()] * len(jobs))
+    threads = params.compute.train_threads if cpu else params.compute.threads
+    workers = thread_plan(len(jobs), threads_allowed(), threads) if cpu else 1
     if workers == 1:
-        for job, n in zip(jobs, threads):
-            _train_one(*job, threads=n, judge_path=judge_path)
+        for job in jobs:
+            _train_one(*job, threads=threads, judge_path=judge_path)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_train_one, *job, threads=n, judge_path=judge_path) for job, n in zip(jobs, threads)]
+            futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path) for job in jobs]
             for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
     write_mean_log(variant, Path(runs_root), params.seeds, Path("logs") / f"{variant}.csv")
@@ -144,28 +150,51 @@ def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Pa
     from dftnet.train import pick_device
 
     ds = dataset(params)
+    from dftnet import numerics
+
     judge, report = fit(ds, params.judge, pick_device())
+    seconds = report.pop("seconds")  # wall time: not a metric, it differs between identical runs
+    report["numerics"] = numerics.record()
     save_judge(Path(out_dir) / "judge.pt", judge, params.judge, ds.image_size)
     write_json(metrics, report)
+    print(f"judge: trained in {seconds:.0f} s", file=sys.stderr)
+
+
+# The paper's generator size, for FLOPs beside the run's own: 128 px, 64 channels, 6 residual blocks.
+PAPER_SIZE = {"image_size": 128, "base_channels": 64, "n_res_blocks": 6, "n_down": 2}
 
 
 def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
-    """Inference timing of every variant's generator, interleaved in one process.
+    """Inference timing of every variant's generator, interleaved in one process, and each
+    generator's FLOPs at the run's size and at the paper's (:data:`PAPER_SIZE`).
 
-    Timing depends on the architecture, not the weights, so freshly initialised generators
-    (seeded) stand in for the trained ones and the stage need not wait for training.
+    Timing and FLOPs depend on the architecture, not the weights, so freshly initialised
+    generators (seeded) stand in for the trained ones: one measurement per variant, with its
+    own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
     """
-    from dftnet.eval.timing import time_generators
+    import dataclasses
+
+    from dftnet import numerics
+    from dftnet.eval.timing import count_flops, time_generators
     from dftnet.models import build_generator
     from dftnet.train import pick_device
 
     torch.manual_seed(params.eval.seed)
     device = pick_device()
-    gens = {v: build_generator(resolve_variant(params, v, params.seeds[0]).model, params.data.image_size).to(device)
-            for v in params.variants}
+    size = params.data.image_size
+    models = {v: resolve_variant(params, v, params.seeds[0]).model for v in params.variants}
+    gens = {v: build_generator(m, size).to(device) for v, m in models.items()}
     e = params.eval
-    write_json(out, time_generators(gens, params.data.image_size, e.timing_batch_sizes, e.timing_runs,
-                                    e.timing_warmup, device, seed=e.seed))
+    result = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup, device, seed=e.seed)
+    paper = {k: v for k, v in PAPER_SIZE.items() if k != "image_size"}
+    result["flops"] = {v: {"run": {**count_flops(gens[v], size), "base_channels": m.base_channels,
+                                   "n_res_blocks": m.n_res_blocks},
+                           "paper": {**count_flops(build_generator(dataclasses.replace(m, **paper),
+                                                                   PAPER_SIZE["image_size"]).to(device),
+                                                   PAPER_SIZE["image_size"]), **paper}}
+                       for v, m in models.items()}
+    result["environment"]["numerics"] = numerics.record()
+    write_json(out, result)
 
 
 def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs", judge_dir: str | Path = "judge",

@@ -53,7 +53,8 @@ def _inputs(batch_size: int, image_size: int, device: torch.device, dtype: torch
 
 def _summary(ms: list[float], batch_size: int) -> dict:
     q1, med, q3 = np.percentile(np.asarray(ms), [25, 50, 75])
-    return {"batch_size": batch_size, "runs": len(ms), "ms_per_batch_median": float(med),
+    return {"batch_size": batch_size, "runs": len(ms), "ms_per_batch": [float(t) for t in ms],
+            "ms_per_batch_median": float(med),
             "ms_per_batch_q1": float(q1), "ms_per_batch_q3": float(q3), "ms_per_batch_iqr": float(q3 - q1),
             "ms_per_image_median": float(med) / batch_size, "ms_per_image_iqr": float(q3 - q1) / batch_size}
 
@@ -101,7 +102,26 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
     return {"models": models, "ratios": ratios, "environment": environment(device, dtype),
             "protocol": {"pass": "one generator forward incl. composition, no cycle pass", "mode": "eval + inference_mode",
                          "warmup": warmup, "runs": runs, "image_size": image_size, "interleaved": len(gens) > 1,
-                         "statistic": "median and inter-quartile range of wall time per pass", "input_seed": seed}}
+                         "statistic": "median and inter-quartile range of wall time per pass", "input_seed": seed,
+                         "ms_per_batch": "every timed pass in order; pass i of each model ran in the same "
+                                         "round (paired, for the bootstrap of a difference)"}}
+
+
+def count_flops(gen, image_size: int) -> dict:
+    """Floating-point operations of one generator pass on one image (torch's FlopCounterMode,
+    2 per multiply-add), and the generator's parameter count. Operations without a FLOP formula in
+    torch (the warp's ``grid_sample``, elementwise ops: a small share) are not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    p = next(gen.parameters())
+    x, aus = _inputs(1, image_size, p.device, p.dtype, 0)
+    was_training = gen.training
+    gen.eval()
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        gen(x, aus).image
+    gen.train(was_training)
+    return {"image_size": image_size, "gflops": counter.get_total_flops() / 1e9,
+            "params_millions": sum(q.numel() for q in gen.parameters()) / 1e6}
 
 
 def time_generator(gen, image_size: int, batch_sizes=(1, 64), runs: int = 50, warmup: int = 5,
