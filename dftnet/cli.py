@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--judge", default="judge")
     e.add_argument("--out", default="eval")
     tm = sub.add_parser("timing", help="inference timing of every variant's generator, interleaved")
-    tm.add_argument("--out", default="eval/timing.json")
+    tm.add_argument("--out", default="metrics/timing.json")
     r = sub.add_parser("report", help="tables, claims and figure grids into reports/")
     r.add_argument("--runs", default="runs")
     r.add_argument("--eval", default="eval")

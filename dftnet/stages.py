@@ -198,8 +198,7 @@ def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
 
 
 def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs", judge_dir: str | Path = "judge",
-                     eval_root: str | Path = "eval", timing_path: str | Path = "metrics/timing.json",
-                     metrics_root: str | Path = "metrics") -> None:
+                     eval_root: str | Path = "eval", metrics_root: str | Path = "metrics") -> None:
     """Every metric for each seed of ``variant``: ``eval/<variant>/seed<k>/metrics.json``, and
     the per-seed summaries in ``metrics/<variant>.json`` for ``dvc metrics show``."""
     from dftnet.eval.evaluate import evaluate_run
@@ -209,11 +208,10 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
     device = pick_device()
     ds = dataset(params)
     judge = load_judge(Path(judge_dir) / "judge.pt", device)
-    timing_result = json.loads(Path(timing_path).read_text()) if Path(timing_path).exists() else None
     summaries = {}
     for seed in params.seeds:
         G, D, _ = load_trained(Path(runs_root) / variant / f"seed{seed}", device)
-        metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device, timing=timing_result, timing_name=variant)
+        metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device)
         metrics = {"variant": variant, "seed": seed, **metrics}
         write_json(Path(eval_root) / variant / f"seed{seed}" / "metrics.json", metrics)
         summaries[f"seed{seed}"] = metrics["summary"]
@@ -225,13 +223,15 @@ def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path
            metrics_root: str | Path = "metrics") -> None:
     """Tables, claims and the paper's figure grids from the evaluated runs."""
     from dftnet import figures
+    from dftnet.claims import Bootstrap
     from dftnet.data.synth import REGIONS, ground_truth_renderer
     from dftnet.report import build_report
     from dftnet.train import load_trained
 
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     paths = [Path(eval_root) / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
-    build_report(paths, Path(metrics_root) / "judge.json", out_dir)
+    boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
+    build_report(paths, Path(metrics_root) / "judge.json", out_dir, Path(metrics_root) / "timing.json", boot)
     ds = dataset(params)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}

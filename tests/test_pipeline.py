@@ -30,25 +30,57 @@ def toy_params() -> dict:
     return p
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not DVC.exists(), reason="dvc not installed beside this python")
-def test_dvc_repro_at_toy_size(tmp_path):
+def scratch_project(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     for item in ("dvc.yaml", "dftnet", "baselines", "pipelines"):
         src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(toy_params()))
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item, **(
+            {"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+    (root / "params.yaml").write_text(yaml.safe_dump(toy_params()))
+    return root
+
+
+def run_toy_repro(root: Path, **env_extra) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+               PYTHONPATH=str(root), OPENBLAS_NUM_THREADS="1", **env_extra)
     for cmd in (["git", "init", "-q"], [str(DVC), "init", "-q"], [str(DVC), "repro"]):
-        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+        out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def metric_files(root: Path) -> dict[str, bytes]:
+    """Every metrics file of a run but the timing (wall-clock measurements differ by nature)."""
+    files = sorted(root.glob("metrics/*.json")) + sorted(root.glob("eval/*/seed*/metrics.json"))
+    return {str(p.relative_to(root)): p.read_bytes() for p in files if p.name != "timing.json"}
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory):
+    """The toy pipeline run twice in separate processes; the second as on a machine with one core
+    (OMP_NUM_THREADS=1: one training worker at a time instead of two)."""
+    if not DVC.exists():
+        pytest.skip("dvc not installed beside this python")
+    first = scratch_project(tmp_path_factory.mktemp("first"))
+    run_toy_repro(first)
+    second = scratch_project(tmp_path_factory.mktemp("second"))
+    run_toy_repro(second, OMP_NUM_THREADS="1")
+    return first, second
+
+
+@pytest.mark.slow
+def test_dvc_repro_at_toy_size(toy_runs):
+    tmp_path = toy_runs[0]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(tmp_path), OPENBLAS_NUM_THREADS="1")
     results = pd.read_csv(tmp_path / "reports" / "results.csv")
     assert set(results["variant"]) == {"dftnet", "ganimation", "warp_only"} and len(results) == 6
-    assert results["au_mae"].notna().all() and results["ms_per_image_b1"].gt(0).all()
+    assert results["au_mae"].notna().all() and "ms_per_image_b1" not in results  # timing: per architecture
     assert results["l1_gt_source"].notna().all() and results["ssim_gt_mouth_source"].notna().all()  # paired floors
     assert results["fid"].isna().all()  # no Inception weights offline: null, never a substitute
+    timing = pd.read_csv(tmp_path / "reports" / "results_timing.csv").set_index("variant")
+    assert (timing["ms_per_image_b1"] > 0).all() and (timing["gflops_paper"] > timing["gflops_run"]).all()
     claims = (tmp_path / "reports" / "claims.md").read_text()
-    assert "not measurable here" in claims
+    assert "not measurable here" in claims and "95% CI" in claims
     curve = pd.read_csv(tmp_path / "logs" / "dftnet_curve.csv")  # the learning curve, mean over seeds
     assert {"step", "au_mae", "au_mae_source", "au_mae_critic"} <= set(curve.columns) and curve["step"].iloc[0] == 0
     for fig in ("fig3_eyelids.png", "fig4_intermediate.png", "fig5_interpolation.png", "training_curves.png",
@@ -59,3 +91,11 @@ def test_dvc_repro_at_toy_size(tmp_path):
     # Nothing to do the second time: every stage is up to date.
     again = subprocess.run([str(DVC), "repro"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "didn't change" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_two_runs_give_byte_identical_metrics_on_any_core_count(toy_runs):
+    first, second = (metric_files(p) for p in toy_runs)
+    assert len(first) == 1 + 3 + 6 and set(first) == set(second)  # judge, 3 variants, 3 x 2 runs
+    differ = [name for name in first if first[name] != second[name]]
+    assert not differ, f"metrics differ between two identical runs: {differ}"

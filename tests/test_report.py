@@ -1,167 +1,198 @@
-"""The report stage on fabricated metric files: tables, CI arithmetic, null rendering, verdicts."""
+"""The report: the schema round trip on real evaluation output, the paired bootstrap, the
+learning gate, and each claim's verdict."""
+
+from __future__ import annotations
 
 import json
-import math
+import re
+import zlib
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from dftnet.data.aus import AU_NAMES
+from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, claim_ablations,
+                           claim_artifacts, claim_eyelids, claim_speed, edits, not_learned, paired_difference)
+from dftnet.config import EvalConfig
 from dftnet.errors import DataError
-from dftnet.report import (NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED, Runs, build_report, claim_ablations,
-                           claim_artifacts, claim_eyelids, claim_speed, compare, load_run, mean_ci)
+from dftnet.eval.evaluate import evaluate_run
+from dftnet.eval.judge import AUJudge
+from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS
+from dftnet.eval.stats import bootstrap_median_difference, hierarchical_bootstrap
+from dftnet.eval.timing import count_flops, time_generators
+from dftnet.report import build_report
+from dftnet.results import Run, Runs, Timing, load_run
+from dftnet.stages import write_json
+from test_eval import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 
-BASE = dict(au_mae=0.5, au_rmse=0.7, au_mae_source=1.2, au_mae_critic=0.3, fid=None, lpips=0.1, lpips_gt=0.2,
-            id_dist=0.3, id_share_same=0.9, id_dist_other=0.8, l1_gt=0.05, psnr_gt=25.0, ssim_gt=0.8,
-            l1_gt_eyes=0.06, l1_gt_mouth=0.07, ssim_gt_eyes=0.7, ssim_gt_mouth=0.75,
-            ms_per_image_b1=5.0, ms_per_image_b64=0.5, au_mae_ci=[0.45, 0.55], id_dist_ci=[0.25, 0.35])
-
-
-def write_run(root, variant, seed, per_au45=1.0, unavailable=None, **summary):
-    s = dict(BASE, **summary)
-    per_au = {a: 0.4 for a in AU_NAMES} | {"AU45": per_au45}
-    d = {"variant": variant, "seed": seed, "summary": s,
-         "au": {"edit": {"per_au": {a: {"mae": v} for a, v in per_au.items()}},
-                "source": {"per_au": {a: {"mae": 1.5} for a in AU_NAMES}}},
-         "protocol": {"n_images": 120, "device": "cpu", "versions": {"torch": "2.4"},
-                      "unavailable": unavailable if unavailable is not None
-                      else {"fid": "weights not found: pt_inception-2015-12-05-6726825d.pth"}}}
-    path = root / "eval" / variant / f"seed{seed}" / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(d))
-    return path
+BOOT = Bootstrap(resamples=400, seed=0)
 
 
-def runs_of(tmp_path, spec):
-    """spec: {variant: [summary overrides per seed]} -> Runs."""
-    return Runs(load_run(write_run(tmp_path, v, seed, **kw)) for v, per in spec.items() for seed, kw in enumerate(per))
+# ------------------------------------------------------------ the schema round trip
+def test_real_evaluation_output_reads_back_through_the_report(tmp_path, one_thread):
+    """evaluate_run -> metrics.json (as the evaluate stage writes it) -> build_report; no hand-written JSON."""
+    ds = tiny_dataset(n_pairs=6)
+    cfg = EvalConfig(batch_size=4, bootstrap=20, identity=False)
+    torch.manual_seed(0)
+    gens = {"dftnet": TinyConvGen(), "ganimation": ReturnSource()}
+    judge = AUJudge(4, 32)
+    paths, written = [], {}
+    for variant, gen in gens.items():
+        for seed in (0, 1):
+            metrics, _ = evaluate_run(gen, TinyCritic(), ds, judge, cfg, regions={"eyes": EYES, "mouth": MOUTH})
+            path = tmp_path / "eval" / variant / f"seed{seed}" / "metrics.json"
+            write_json(path, {"variant": variant, "seed": seed, **metrics})
+            paths.append(path)
+            written[(variant, seed)] = metrics
+    timing = time_generators(gens, 32, (1, 2), runs=5, warmup=0)
+    timing["flops"] = {v: {"run": count_flops(g, 32), "paper": count_flops(g, 64)} for v, g in gens.items()
+                       if v == "dftnet"}
+    write_json(tmp_path / "timing.json", timing)
 
-
-def test_mean_ci_matches_hand_computation():
-    a = mean_ci([1.0, 2.0, 3.0])
-    # t_{0.975, 2} = 4.302653; sd = 1; half-width = 4.302653 / sqrt(3)
-    assert a.mean == pytest.approx(2.0) and a.sd == pytest.approx(1.0)
-    assert a.half_width == pytest.approx(2.484, abs=1e-3)
-    assert (a.ci_lo, a.ci_hi) == pytest.approx((2.0 - 2.4841, 2.0 + 2.4841), abs=1e-4)
-    one = mean_ci([4.0])
-    assert one.mean == 4.0 and one.ci_lo is None and one.ci_hi is None and one.half_width is None
-    assert mean_ci([None, 1.0, 3.0]).n == 2  # nulls are dropped, not zeros
-
-
-def test_build_report_writes_tables(tmp_path):
-    paths = [write_run(tmp_path, "dftnet", s, au_mae=v) for s, v in enumerate([1.0, 2.0, 3.0])]
-    paths += [write_run(tmp_path, "ganimation", 0, au_mae=4.0)]
-    judge = tmp_path / "judge.json"
-    judge.write_text(json.dumps({"heldout": {"mean_mae": 0.31, "per_au": {
-        a: {"mae": 0.3, "pearson_r": 0.8, "label_std": 1.1} for a in AU_NAMES}}}))
-    build_report(paths, judge, tmp_path / "reports")
+    build_report(paths, None, tmp_path / "reports", tmp_path / "timing.json", BOOT)
     rep = tmp_path / "reports"
     per_seed = pd.read_csv(rep / "results.csv")
-    for col in ["variant", "seed", "au_mae", "au_mae_source", "fid", "lpips", "id_dist", "l1_gt", "ssim_gt",
-                "ms_per_image_b1", "ms_per_image_b64", "psnr_gt", "id_share_same", "au_mae_boot_lo"]:
-        assert col in per_seed.columns, col
-    assert len(per_seed) == 4 and per_seed["fid"].isna().all()  # null -> empty cell
-    agg = pd.read_csv(rep / "results_aggregate.csv").set_index(["variant", "metric"])
-    row = agg.loc[("dftnet", "au_mae")]
-    assert row["n_seeds"] == 3 and row["mean"] == pytest.approx(2.0)
-    assert row["ci_hi"] - row["mean"] == pytest.approx(2.484, abs=1e-3)
-    assert math.isnan(agg.loc[("ganimation", "au_mae"), "ci_lo"])  # n = 1: no CI
-    assert agg.loc[("dftnet", "au_mae_AU45"), "mean"] == pytest.approx(1.0)
+    assert set(METRICS) <= set(per_seed.columns)
+    for (variant, seed), metrics in written.items():
+        row = per_seed[(per_seed.variant == variant) & (per_seed.seed == seed)].iloc[0]
+        for key, value in metrics["summary"].items():
+            if value is None:
+                assert pd.isna(row[key]), key
+            else:
+                assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-9), key
     md = (rep / "results.md").read_text()
-    assert "2.000 ± 2.484" in md
-    assert "n/a (weights not found)" in md
-    assert "How to read this" in md and "0.310" in md and "AU45 (eyes)" in md and "AU12 (mouth)" in md
-    assert "2048" in md and "pt_inception" in md
-    assert (rep / "claims.md").read_text().split("\n\n", 1)[1] in md  # the same table in both
+    assert "N = 6 test pairs" in md and "N = ?" not in md and "not recorded" not in md.split("## Protocol")[1][:400]
+    for m in RUN_METRICS:
+        assert m.label in md, m.label
+    claims = (rep / "claims.md").read_text()
+    assert "**Rule.**" in claims and "Does each model edit?" in claims and "95% CI" in claims
+    assert claims.split("\n\n", 1)[1] in md  # the same claims in both files
+    timing_csv = pd.read_csv(rep / "results_timing.csv").set_index("variant")
+    assert timing_csv.loc["dftnet", "ms_per_image_b1"] > 0
+    assert timing_csv.loc["dftnet", "gflops_paper"] > timing_csv.loc["dftnet", "gflops_run"] > 0
     assert not list(rep.glob("*.tmp"))
 
 
-def test_null_without_weights_reason_is_plain_na(tmp_path):
-    p = write_run(tmp_path, "dftnet", 0, unavailable={"fid": "fewer than 2 images"})
-    build_report([p], None, tmp_path / "reports")
-    md = (tmp_path / "reports" / "results.md").read_text()
-    assert "n/a (weights not found)" not in md and "| n/a |" in md
-
-
-def test_missing_key_names_file(tmp_path):
+def test_a_metrics_file_without_a_schema_metric_stops_naming_file_and_key(tmp_path):
     bad = tmp_path / "m.json"
-    bad.write_text(json.dumps({"variant": "dftnet", "summary": {}}))
-    with pytest.raises(DataError, match=r"m\.json.*seed"):
+    bad.write_text(json.dumps({"variant": "dftnet", "seed": 0, "summary": {"au_mae": 0.5}, "protocol": {"n_pairs": 3}}))
+    with pytest.raises(DataError, match=r"m\.json: summary lacks metric 'au_mae_source'"):
         build_report([bad], None, tmp_path / "reports")
     assert not (tmp_path / "reports").exists()
 
 
-def test_compare_paired_by_seed():
-    better = compare("au_mae", {0: 1.0, 1: 1.0}, {0: 2.0, 1: 3.0}, False, "dftnet", "ganimation")
-    assert better.status == SUPPORTED and better.wins == 2
-    # Better on the mean but worse in seed 1: not supported.
-    mixed = compare("au_mae", {0: 1.0, 1: 2.5}, {0: 3.0, 1: 2.0}, False, "dftnet", "ganimation")
-    assert mixed.status == NOT_SUPPORTED and mixed.wins == 1 and mixed.ref_mean < mixed.other_mean
-    tie = compare("ssim_gt", {0: 0.5}, {0: 0.5}, True, "dftnet", "ganimation")
-    assert tie.status == NOT_SUPPORTED
-    higher = compare("ssim_gt", {0: 0.9}, {0: 0.5}, True, "dftnet", "ganimation")
-    assert higher.status == SUPPORTED
-    null = compare("fid", {0: None}, {0: None}, False, "dftnet", "ganimation", "weights not found: x")
-    assert null.status == NOT_MEASURABLE and "weights not found" in null.reason
-    missing = compare("au_mae", {0: 1.0}, {}, False, "dftnet", "ganimation")
-    assert missing.status == NOT_MEASURABLE and "ganimation" in missing.reason
+# ----------------------------------------------------------------- the bootstrap
+def test_hierarchical_bootstrap_of_a_zero_difference_is_inconclusive_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    contains_zero = 0
+    for k in range(200):
+        seed_effect = rng.normal(0, 0.1, 5)
+        groups = [rng.normal(0, 1, 60) + e - seed_effect.mean() for e in seed_effect]  # true mean exactly 0
+        lo, hi = hierarchical_bootstrap(groups, 500, k)["ci"]
+        contains_zero += lo < 0 < hi
+    assert 0.90 <= contains_zero / 200 <= 0.995
 
 
-def test_eyelid_claim(tmp_path):
-    good = runs_of(tmp_path / "a", {"dftnet": [dict(l1_gt_eyes=0.04, ssim_gt_eyes=0.8)] * 2,
-                                    "ganimation": [dict(l1_gt_eyes=0.06, ssim_gt_eyes=0.7)] * 2})
-    # Same per-AU AU45 error for both: a tie on the judge -> not supported.
-    assert claim_eyelids(good).verdict == NOT_SUPPORTED
-    runs = Runs(load_run(write_run(tmp_path / "b", v, s, per_au45=e, l1_gt_eyes=l1, ssim_gt_eyes=ss))
-                for v, e, l1, ss in (("dftnet", 0.5, 0.04, 0.8), ("ganimation", 0.9, 0.06, 0.7)) for s in (0, 1, 2))
-    claim = claim_eyelids(runs)
-    assert claim.verdict == SUPPORTED and not claim.weak
-    assert any("au_mae_AU45" in e for e in claim.evidence)
-    only_dft = runs_of(tmp_path / "c", {"dftnet": [{}]})
-    assert claim_eyelids(only_dft).verdict == NOT_MEASURABLE  # baseline missing
+def test_hierarchical_bootstrap_finds_a_large_difference_and_is_seeded():
+    rng = np.random.default_rng(1)
+    groups = [rng.normal(-0.5, 1, 60) for _ in range(3)]
+    out = hierarchical_bootstrap(groups, 500, 0)
+    assert out["ci"][1] < 0 and out["n_seeds"] == 3 and out["n_pairs"] == [60, 60, 60]
+    assert out["estimate"] == pytest.approx(np.mean([g.mean() for g in groups]))
+    assert hierarchical_bootstrap(groups, 500, 0) == out and hierarchical_bootstrap(groups, 500, 1) != out
+    with pytest.raises(ValueError):
+        hierarchical_bootstrap([[1.0, float("nan")]])
 
 
-def test_artifact_claim_rests_on_fid(tmp_path):
-    no_fid = runs_of(tmp_path / "a", {"dftnet": [dict(ssim_gt=0.9)], "ganimation": [dict(ssim_gt=0.5)]})
-    claim = claim_artifacts(no_fid)
-    assert claim.verdict == NOT_MEASURABLE and "weights not found" in claim.why
-    assert any(e.startswith("proxy") for e in claim.evidence)
-    with_fid = runs_of(tmp_path / "b", {"dftnet": [dict(fid=30.0), dict(fid=31.0)],
-                                        "ganimation": [dict(fid=40.0), dict(fid=29.0)]})
-    assert claim_artifacts(with_fid).verdict == NOT_SUPPORTED  # worse in seed 1
+def test_seed_noise_widens_the_interval():
+    rng = np.random.default_rng(2)
+    pairs = rng.normal(0, 1, (3, 60))
+    calm = hierarchical_bootstrap(list(pairs), 500, 0)["ci"]
+    noisy = hierarchical_bootstrap(list(pairs + np.array([[-1.0], [0.0], [1.0]])), 500, 0)["ci"]
+    assert noisy[1] - noisy[0] > 2 * (calm[1] - calm[0])
 
 
-def test_speed_claim_and_weak_flag(tmp_path):
-    runs = runs_of(tmp_path, {"dftnet": [dict(ms_per_image_b1=2.0, ms_per_image_b64=0.2)],
-                              "ganimation": [dict(ms_per_image_b1=4.0, ms_per_image_b64=0.3)]})
-    claim = claim_speed(runs)
-    assert claim.verdict == SUPPORTED and claim.weak  # one seed
-    assert any("2.00x" in e for e in claim.evidence)
+def test_median_difference_of_paired_repeats():
+    a, b = np.full(50, 2.0) + np.linspace(0, 0.1, 50), np.full(50, 4.0)
+    out = bootstrap_median_difference(a, b, 300, 0)
+    assert out["estimate"] == pytest.approx(np.median(a) - 4.0) and out["ci"][1] < 0 and out["n"] == 50
 
 
-def test_ablation_claim_lists_each_ablation(tmp_path):
-    runs = runs_of(tmp_path, {"dftnet": [dict(au_mae=0.5, l1_gt=0.05)] * 3,
-                              "ganimation": [dict(au_mae=0.9)] * 3,
-                              "warp_only": [dict(au_mae=0.7, l1_gt=0.08)] * 3,
-                              "no_skip": [dict(au_mae=0.4, l1_gt=0.09)] * 3})
-    claims = claim_ablations(runs)
-    assert [c.id for c in claims] == ["4", "4.1", "4.2"]
-    by_text = {c.text: c for c in claims[1:]}
-    assert by_text["ablation `warp_only` is worse than DFT-Net"].verdict == SUPPORTED
-    assert by_text["ablation `no_skip` is worse than DFT-Net"].verdict == NOT_SUPPORTED  # better au_mae
-    assert claims[0].verdict == NOT_SUPPORTED and "warp_only" in claims[0].why and "no_skip" in claims[0].why
-    none = claim_ablations(runs_of(tmp_path / "x", {"dftnet": [{}], "ganimation": [{}]}))
-    assert none[0].verdict == NOT_MEASURABLE
+# ------------------------------------------------------------- runs in memory
+def run(variant: str, seed: int, n: int = 40, shift: dict | None = None, noise: float = 0.05, **kw) -> Run:
+    """A run whose per-pair values are base + shift[key] + noise, with its floors beside them."""
+    rng = np.random.default_rng(zlib.crc32(f"{variant}/{seed}".encode()))
+    base = {"au_mae": 0.5, "au_mae_source": 0.9, "au_mae_AU45": 0.6, "au_mae_AU45_source": 1.0, "l1_gt": 0.05,
+            "l1_gt_source": 0.04, "ssim_gt": 0.9, "ssim_gt_source": 0.92, "l1_gt_eyes": 0.05, "ssim_gt_eyes": 0.8,
+            "lpips_gt": None}
+    per_pair = {k: None for k in PER_PAIR_KEYS}
+    for k, v in base.items():
+        if v is not None:
+            per_pair[k] = (v + (shift or {}).get(k, 0.0) + rng.normal(0, noise, n)).tolist()
+    summary = {k: (float(np.mean(v)) if v else None) for k, v in per_pair.items()}
+    summary.update({k: None for k in METRICS if k not in summary})
+    summary.update(kw)
+    return Run(Path(f"{variant}/seed{seed}"), variant, seed, summary, per_pair, {}, {}, {}, {"n_pairs": n,
+               "unavailable": {"fid": "weights not found: pt_inception", "lpips": "weights not found: alexnet"}}, {})
 
 
-def test_no_verdict_rests_on_a_model_that_did_not_learn(tmp_path):
-    runs = runs_of(tmp_path, {"dftnet": [dict(au_mae=0.5, l1_gt=0.05, ms_per_image_b1=2.0, ms_per_image_b64=0.2)] * 3,
-                              "ganimation": [dict(au_mae=0.9, l1_gt=0.09, ms_per_image_b1=4.0, ms_per_image_b64=0.3)] * 3,
-                              # seed 1 edits no closer to the targets than the unedited sources (1.2)
-                              "warp_only": [dict(au_mae=0.7, l1_gt=0.08), dict(au_mae=1.25, l1_gt=0.08),
-                                            dict(au_mae=0.7, l1_gt=0.08)]})
-    claims = {c.id: c for c in claim_ablations(runs)}
-    assert claims["4.1"].verdict == NOT_MEASURABLE
-    assert "did not beat the unedited-source floor in seed 1" in claims["4.1"].why
-    assert claim_speed(runs).verdict == SUPPORTED  # speed is the architecture's: no gate
-    assert claim_artifacts(runs).verdict == NOT_MEASURABLE
+def runs(spec: dict[str, dict], seeds=(0, 1, 2)) -> Runs:
+    return Runs(run(v, s, shift=shift) for v, shift in spec.items() for s in seeds)
+
+
+def test_paired_difference_verdicts():
+    r = runs({"dftnet": {}, "ganimation": {"l1_gt": 0.02, "ssim_gt": -0.05}, "same": {}})
+    better = paired_difference(r, "l1_gt", "dftnet", "ganimation", BOOT)
+    assert better.status == SUPPORTED and better.hi < 0 and better.n_seeds == 3 and better.n_pairs == 40
+    assert better.diff == pytest.approx(better.ref_mean - better.other_mean)
+    assert paired_difference(r, "ssim_gt", "dftnet", "ganimation", BOOT).status == SUPPORTED  # higher is better
+    assert paired_difference(r, "l1_gt", "ganimation", "dftnet", BOOT).status == CONTRADICTED
+    assert paired_difference(r, "fid", "dftnet", "ganimation", BOOT).status == NOT_MEASURABLE
+    assert "weights not found" in paired_difference(r, "fid", "dftnet", "ganimation", BOOT).reason
+    assert paired_difference(r, "l1_gt", "dftnet", "absent", BOOT).status == NOT_MEASURABLE
+    same = paired_difference(r, "l1_gt", "dftnet", "same", BOOT)
+    assert same.status == INCONCLUSIVE and same.lo < 0 < same.hi
+    assert "[95% CI" in better.describe() and "3 seeds x 40 pairs" in better.describe()
+
+
+def test_the_gate_refuses_a_model_that_did_not_learn():
+    r = runs({"dftnet": {}, "ganimation": {"au_mae": 0.45}, "warp_only": {"au_mae": 0.5, "l1_gt": 0.03}})
+    assert edits(r, "dftnet", BOOT).status == SUPPORTED and not_learned(r, "dftnet", BOOT) is None
+    why = not_learned(r, "ganimation", BOOT)  # 0.95 vs its floor 0.9: it did not learn
+    assert re.match(r"GANimation did not learn to edit \(judge AU error 0\.9\d\d vs floor 0\.[89]\d\d, difference CI "
+                    r"\[0\.\d+, 0\.\d+\]", why), why
+    eyelids = claim_eyelids(r, BOOT)
+    assert eyelids.verdict == NOT_MEASURABLE and "GANimation did not learn to edit" in eyelids.why
+    ablation = {c.id: c for c in claim_ablations(r, BOOT)}
+    assert ablation["4.1"].verdict == NOT_MEASURABLE and "warp_only did not learn to edit" in ablation["4.1"].why
+
+
+def test_claims_on_models_that_edit():
+    r = runs({"dftnet": {}, "ganimation": {"l1_gt_eyes": 0.02, "ssim_gt_eyes": -0.1, "au_mae_AU45": 0.2},
+              "worse": {"au_mae": 0.1, "l1_gt": 0.03}, "better": {"au_mae": -0.1, "l1_gt": -0.03},
+              "mixed": {"au_mae": 0.1, "l1_gt": -0.03}})
+    assert claim_eyelids(r, BOOT).verdict == SUPPORTED
+    art = claim_artifacts(r, BOOT)
+    assert art.verdict == NOT_MEASURABLE and "FID unavailable" in art.why and any("proxy" in e for e in art.evidence)
+    ab = {c.text.split("`")[1] if "`" in c.text else c.id: c for c in claim_ablations(r, BOOT)}
+    assert ab["worse"].verdict == SUPPORTED and ab["better"].verdict == CONTRADICTED
+    assert ab["mixed"].verdict == INCONCLUSIVE
+    assert ab["4"].verdict == INCONCLUSIVE and "`mixed`: inconclusive" in ab["4"].why
+    assert "not the paper's" in ab["4"].whose and "qualitative" in claim_eyelids(r, BOOT).whose
+
+
+def test_speed_claim_reads_the_timing_repeats_and_the_flops():
+    rng = np.random.default_rng(0)
+    models = {v: {"b1": {"ms_per_batch": (ms + rng.normal(0, 0.05, 30)).tolist(), "ms_per_image_median": ms,
+                         "ms_per_image_iqr": 0.1}} for v, ms in (("dftnet", 2.0), ("ganimation", 1.5))}
+    flops = {"dftnet": {"run": {"image_size": 64, "gflops": 0.1, "base_channels": 8, "n_res_blocks": 2},
+                        "paper": {"image_size": 128, "gflops": 23.5, "base_channels": 64, "n_res_blocks": 6}},
+             "ganimation": {"run": {"image_size": 64, "gflops": 0.07}, "paper": {"image_size": 128, "gflops": 19.8}}}
+    timing = Timing(Path("timing.json"), models, flops, {"device_name": "cpu", "threads": 2}, {})
+    claim = claim_speed(timing, BOOT)
+    assert claim.verdict == CONTRADICTED  # slower, CI away from 0
+    assert any("30 paired timed passes" in e for e in claim.evidence)
+    assert any("paper size" in e and "1.19x" in e for e in claim.evidence)
+    assert claim_speed(None, BOOT).verdict == NOT_MEASURABLE

@@ -13,7 +13,9 @@ Metrics (each None with its reason where its network or library is unavailable):
 - LPIPS: source vs edit; edit vs ground truth where there is one.
 - Identity: dlib embedding distance source vs edit, and source vs another person.
 - Paired: L1/PSNR/SSIM vs ground truth, whole image and eye/mouth regions (synthetic only).
-- Timing: one generator pass, median/IQR per batch size, interleaved with reference models.
+
+Keys, names and directions: :mod:`dftnet.eval.schema`. Inference time is not here: it is a
+property of the architecture, measured once per variant by the ``timing`` stage.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dftnet import numerics
 from dftnet.config import EvalConfig
 from dftnet.data.aus import AU_MAX, AU_NAMES
 from dftnet.data.dataset import FaceDataset
@@ -34,16 +37,13 @@ from dftnet.eval.identity import compute_identity, other_person_index
 from dftnet.eval.judge import judge_predict
 from dftnet.eval.lpips_metric import compute_lpips
 from dftnet.eval.paired import compute_paired
+from dftnet.eval.identity import SAME_PERSON_THRESHOLD
+from dftnet.eval.schema import EYELID_AU, METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_ci
-from dftnet.eval.timing import time_generators
+from dftnet.eval.timing import device_name
 from dftnet.imageops import aus_to_model, to_model, to_uint8
 
-SUMMARY_KEYS = ("au_mae", "au_rmse", "au_mae_source", "au_mae_critic", "fid", "lpips", "lpips_gt", "id_dist",
-                "id_share_same", "id_dist_other", "l1_gt", "psnr_gt", "ssim_gt", "l1_gt_eyes", "l1_gt_mouth",
-                "ssim_gt_eyes", "ssim_gt_mouth")
-# Every paired metric's "changed nothing" value: the unedited source against the ground truth.
-PAIRED_FLOOR_KEYS = tuple(f"{k}_source" for k in ("l1_gt", "psnr_gt", "ssim_gt", "l1_gt_eyes", "l1_gt_mouth",
-                                                    "ssim_gt_eyes", "ssim_gt_mouth"))
+SUMMARY_KEYS = tuple(m.key for m in RUN_METRICS)  # the schema's metrics, every one in every file (null if unavailable)
 
 
 def library_versions() -> dict:
@@ -89,7 +89,8 @@ def au_errors(pred: torch.Tensor, target: torch.Tensor) -> dict:
     return {"mae": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt()),
             "per_au": {n: {"mae": float(err[:, i].abs().mean()), "rmse": float(err[:, i].pow(2).mean().sqrt())}
                        for i, n in enumerate(AU_NAMES)},
-            "per_pair_mae": err.abs().mean(1).tolist()}
+            "per_pair_mae": err.abs().mean(1).tolist(),
+            "per_pair_per_au": {n: err[:, i].abs().tolist() for i, n in enumerate(AU_NAMES)}}
 
 
 def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor,
@@ -127,43 +128,45 @@ def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tenso
     return out
 
 
-def _summary(au: dict, fid: dict, lp: dict, ident: dict, paired: dict, timing: dict, timing_name: str,
-             batch_sizes, n_boot: int, seed: int) -> dict:
-    s: dict = dict.fromkeys(SUMMARY_KEYS + PAIRED_FLOOR_KEYS)
+def _per_pair(au: dict, lp: dict, ident: dict, paired: dict, paired_source: dict | None) -> dict:
+    """``{schema key: one value per test pair, in pair order, or None}``."""
+    pp: dict = dict.fromkeys(PER_PAIR_KEYS)
     if au["edit"] is not None:
-        s.update(au_mae=au["edit"]["mae"], au_rmse=au["edit"]["rmse"], au_mae_source=au["source"]["mae"])
+        pp.update({"au_mae": au["edit"]["per_pair_mae"], "au_mae_source": au["source"]["per_pair_mae"],
+                   f"au_mae_{EYELID_AU}": au["edit"]["per_pair_per_au"][EYELID_AU],
+                   f"au_mae_{EYELID_AU}_source": au["source"]["per_pair_per_au"][EYELID_AU]})
     if au["critic"] is not None:
-        s["au_mae_critic"] = au["critic"]["mae"]
+        pp["au_mae_critic"] = au["critic"]["per_pair_mae"]
+    pp["lpips"] = lp["source_edit"]["per_image"]
+    pp["lpips_gt"] = (lp.get("edit_gt") or {}).get("per_image")
+    if ident.get("per_pair") is not None:
+        pp["id_dist"] = ident["per_pair"]
+        pp["id_share_same"] = [float(d < SAME_PERSON_THRESHOLD) for d in ident["per_pair"]]
+    for block, suffix in ((paired, ""), (paired_source, "_source")):
+        for name, values in ((block or {}).get("per_image") or {}).items():
+            kind, _, region = name.partition("_")  # l1, psnr, ssim; eyes, mouth
+            pp[f"{kind}_gt" + (f"_{region}" if region else "") + suffix] = values
+    unknown = set(pp) - set(METRICS)
+    assert not unknown, f"per-pair values without a schema entry: {sorted(unknown)}"
+    return pp
+
+
+def _summary(au: dict, fid: dict, ident: dict, per_pair: dict) -> dict:
+    """``{schema key: value or None}``: the mean of the per-pair values where there are any."""
+    s: dict = dict.fromkeys(SUMMARY_KEYS)
+    s.update({k: float(np.mean(v)) for k, v in per_pair.items() if v})
+    s["au_rmse"] = au["edit"]["rmse"] if au["edit"] is not None else None
     s["fid"] = fid["value"]
-    s["lpips"] = lp["source_edit"]["mean"]
-    s["lpips_gt"] = lp.get("edit_gt", {}).get("mean")
-    s.update(id_dist=ident.get("mean_dist"), id_share_same=ident.get("share_same"), id_dist_other=ident.get("mean_dist_other"))
-    if paired.get("mean"):
-        m = paired["mean"]
-        s.update(l1_gt=m["l1"], psnr_gt=m["psnr"], ssim_gt=m["ssim"], l1_gt_eyes=m.get("l1_eyes"),
-                 l1_gt_mouth=m.get("l1_mouth"), ssim_gt_eyes=m.get("ssim_eyes"), ssim_gt_mouth=m.get("ssim_mouth"))
-        f = paired["source_floor"]
-        s.update(l1_gt_source=f["l1"], psnr_gt_source=f["psnr"], ssim_gt_source=f["ssim"],
-                 l1_gt_eyes_source=f.get("l1_eyes"), l1_gt_mouth_source=f.get("l1_mouth"),
-                 ssim_gt_eyes_source=f.get("ssim_eyes"), ssim_gt_mouth_source=f.get("ssim_mouth"))
-    for bs in batch_sizes:
-        s[f"ms_per_image_b{bs}"] = timing["models"][timing_name][f"b{bs}"]["ms_per_image_median"]
-    s["au_mae_ci"] = bootstrap_ci(au["edit"]["per_pair_mae"], n_boot, seed) if au["edit"] is not None else None
-    s["id_dist_ci"] = bootstrap_ci(ident["per_pair"], n_boot, seed) if ident.get("per_pair") else None
+    s["id_dist_other"] = ident.get("mean_dist_other")
     return s
 
 
 def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: str | torch.device = "cpu",
-                 reference_gens: dict | None = None, regions: dict | None = None,
-                 timing: dict | None = None, timing_name: str = "model",
-                 _random_init_for_tests: bool = False) -> tuple[dict, torch.Tensor]:
+                 regions: dict | None = None, _random_init_for_tests: bool = False) -> tuple[dict, torch.Tensor]:
     """Every metric for ``gen`` on ``ds.pairs``: ``(metrics, edits)``, metrics JSON-serialisable,
     edits uint8 P x 3 x H x W in pair order.
 
-    reference_gens: other generators ({name: gen}) timed interleaved with this one, so that
-    speed ratios come from one process. timing: a result of ``time_generators`` made
-    elsewhere (the pipeline times every variant once, interleaved), read under
-    ``timing_name`` instead of timing again. regions: normalised eye/mouth boxes for the paired
+    regions: normalised eye/mouth boxes for the paired
     errors (default: the synthetic renderer's). ``_random_init_for_tests`` builds FID/LPIPS
     networks with random weights (tests only; the pipeline never sets it).
     """
@@ -182,14 +185,14 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     ident = (evaluate_identity(ds, sources, edits, cfg.seed) if cfg.identity
              else {"reason": "disabled (eval.identity: false)", "per_pair": None})
     paired = compute_paired(edits, pairs.gt, regions)
-    if pairs.gt is not None:
-        # The "changed nothing" reference: the unedited source against the ground truth.
-        paired["source_floor"] = compute_paired(sources, pairs.gt, regions)["mean"]
-    if timing is None:
-        timing_name = "model"
-        timing = time_generators({"model": gen, **(reference_gens or {})}, ds.image_size, cfg.timing_batch_sizes,
-                                 cfg.timing_runs, cfg.timing_warmup, device, seed=cfg.seed)
-    summary = _summary(au, fid, lp, ident, paired, timing, timing_name, cfg.timing_batch_sizes, cfg.bootstrap, cfg.seed)
+    # The "changed nothing" reference: the unedited source against the ground truth.
+    paired_source = compute_paired(sources, pairs.gt, regions) if pairs.gt is not None else None
+    if paired_source is not None:
+        paired["source_floor"] = paired_source["mean"]
+    per_pair = _per_pair(au, lp, ident, paired, paired_source)
+    summary = _summary(au, fid, ident, per_pair)
+    # Each run's own 95% CI of each mean over its test pairs (the report's claims pair runs instead).
+    ci = {k: bootstrap_ci(v, cfg.bootstrap, cfg.seed) for k, v in per_pair.items() if v}
     unavailable = {k: v for k, v in {"au": au["reason"], "au_critic": au["critic_reason"], "fid": fid["reason"],
                                      "lpips": lp["reason"], "identity": ident.get("reason"),
                                      "paired": paired["reason"]}.items() if v}
@@ -199,13 +202,14 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
         "image_format": "PNG-equivalent uint8 (edits quantised with to_uint8: round, clamp)",
         "resize": "none except inside a metric: FID bilinear to 299 (pytorch-fid); identity chips to 150 (dlib)",
         "au_scale": "OpenFace 0-5; critic outputs [0,1] multiplied by 5",
-        "versions": library_versions(), "device": str(device), "device_name": timing["environment"]["device_name"],
+        "versions": library_versions(), "device": str(device), "device_name": device_name(device),
+        "numerics": numerics.record(),
         "dataset": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
         "unavailable": unavailable,
         "random_init_for_tests": bool(_random_init_for_tests),
     }
-    metrics = {"summary": summary, "au": au, "fid": fid, "lpips": lp, "identity": ident, "paired": paired,
-               "timing": timing, "protocol": protocol}
+    metrics = {"summary": summary, "ci": ci, "per_pair": per_pair, "au": au, "fid": fid, "lpips": lp,
+               "identity": ident, "paired": paired, "protocol": protocol}
     return _finite_or_none(metrics), edits
 
 
