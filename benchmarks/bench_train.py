@@ -13,7 +13,6 @@ per variant (stdout); not a test, since timings depend on the machine and its lo
 
 import argparse
 import contextlib
-import dataclasses
 import time
 
 import torch
@@ -21,7 +20,7 @@ import torch
 from dftnet import models
 
 from dftnet.config import load_params, resolve_variant
-from dftnet.models import generator_cost
+from dftnet.models import at_paper_size, generator_cost
 from dftnet.train import build_state, critic_terms, generator_terms, weighted_total
 
 
@@ -68,7 +67,7 @@ def main() -> None:
     for name in params.variants:
         run = resolve_variant(params, name, params.seeds[0])
         here = generator_cost(run.model, run.image_size)
-        paper = generator_cost(dataclasses.replace(run.model, base_channels=64, n_res_blocks=6, n_down=2), 128)
+        paper = generator_cost(*at_paper_size(run.model))
         with plain_stem():
             before = images_per_second(run, args.iterations)
         ips = images_per_second(run, args.iterations)

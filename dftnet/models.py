@@ -436,6 +436,17 @@ def forward_gflops(generator: nn.Module, image_size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
+# The paper's generator size (GANimation's): 128 px, 64 channels, 6 residual blocks, 2 downsamplings.
+PAPER_SIZE = {"image_size": 128, "base_channels": 64, "n_res_blocks": 6, "n_down": 2}
+
+
+def at_paper_size(cfg: ModelConfig) -> tuple[ModelConfig, int]:
+    """``cfg`` with the paper's widths and depths (its variant switches kept), and the paper's image size."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, **{k: v for k, v in PAPER_SIZE.items() if k != "image_size"}), PAPER_SIZE["image_size"]
+
+
 def generator_cost(cfg: ModelConfig, image_size: int) -> dict:
     """Parameters and forward GFLOPs per image of the generator ``cfg`` describes."""
     generator = build_generator(cfg, image_size)

@@ -9,8 +9,6 @@ recorded with every metric by :func:`record`.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 

@@ -30,9 +30,9 @@ import pandas as pd
 from dftnet.claims import Bootstrap, all_claims, claims_markdown
 from dftnet.data.aus import AU_NAMES
 from dftnet.errors import DataError
-from dftnet.eval.schema import IDENTITY_KEYS, METRICS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
+from dftnet.eval.schema import IDENTITY_KEYS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
 from dftnet.eval.stats import mean_ci_over_seeds
-from dftnet.results import Run, Runs, Timing, display_name as _name, load_run, load_timing, num as _num
+from dftnet.results import Runs, Timing, display_name as _name, load_run, load_timing, num as _num
 
 EYE_AUS = ("AU05", "AU07", "AU45")
 MOUTH_AUS = ("AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26")
@@ -237,7 +237,7 @@ def protocol_section(runs: Runs) -> str:
     unavailable: dict[str, str] = {}
     for r in runs.runs:
         unavailable.update({k: str(v) for k, v in (r.protocol.get("unavailable") or {}).items()})
-    lines = [f"- seeds: " + "; ".join(f"{_name(v)} {runs.seeds(v)}" for v in runs.variants())]
+    lines = ["- seeds: " + "; ".join(f"{_name(v)} {runs.seeds(v)}" for v in runs.variants())]
     for key, label in PROTOCOL_FIELDS:
         vals = runs.protocol_values(key)
         text = "; ".join(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v) for v in vals)

@@ -160,23 +160,17 @@ def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Pa
     print(f"judge: trained in {seconds:.0f} s", file=sys.stderr)
 
 
-# The paper's generator size, for FLOPs beside the run's own: 128 px, 64 channels, 6 residual blocks.
-PAPER_SIZE = {"image_size": 128, "base_channels": 64, "n_res_blocks": 6, "n_down": 2}
-
-
 def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
     """Inference timing of every variant's generator, interleaved in one process, and each
-    generator's FLOPs at the run's size and at the paper's (:data:`PAPER_SIZE`).
+    generator's FLOPs at the run's size and at the paper's (:data:`dftnet.models.PAPER_SIZE`).
 
     Timing and FLOPs depend on the architecture, not the weights, so freshly initialised
     generators (seeded) stand in for the trained ones: one measurement per variant, with its
     own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
     """
-    import dataclasses
-
     from dftnet import numerics
-    from dftnet.eval.timing import count_flops, time_generators
-    from dftnet.models import build_generator
+    from dftnet.eval.timing import time_generators
+    from dftnet.models import at_paper_size, build_generator, generator_cost
     from dftnet.train import pick_device
 
     torch.manual_seed(params.eval.seed)
@@ -186,13 +180,13 @@ def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
     gens = {v: build_generator(m, size).to(device) for v, m in models.items()}
     e = params.eval
     result = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup, device, seed=e.seed)
-    paper = {k: v for k, v in PAPER_SIZE.items() if k != "image_size"}
-    result["flops"] = {v: {"run": {**count_flops(gens[v], size), "base_channels": m.base_channels,
-                                   "n_res_blocks": m.n_res_blocks},
-                           "paper": {**count_flops(build_generator(dataclasses.replace(m, **paper),
-                                                                   PAPER_SIZE["image_size"]).to(device),
-                                                   PAPER_SIZE["image_size"]), **paper}}
-                       for v, m in models.items()}
+
+    def cost(m, image_size: int) -> dict:
+        c = generator_cost(m, image_size)
+        return {"image_size": image_size, "base_channels": m.base_channels, "n_res_blocks": m.n_res_blocks,
+                "gflops": c["gflops"], "params_millions": c["params"] / 1e6}
+
+    result["flops"] = {v: {"run": cost(m, size), "paper": cost(*at_paper_size(m))} for v, m in models.items()}
     result["environment"]["numerics"] = numerics.record()
     write_json(out, result)
 

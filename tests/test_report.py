@@ -15,15 +15,16 @@ import torch
 
 from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, claim_ablations,
                            claim_artifacts, claim_eyelids, claim_speed, edits, not_learned, paired_difference)
-from dftnet.config import EvalConfig
+from dftnet.config import EvalConfig, ModelConfig
 from dftnet.errors import DataError
 from dftnet.eval.evaluate import evaluate_run
 from dftnet.eval.judge import AUJudge
 from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_median_difference, hierarchical_bootstrap
-from dftnet.eval.timing import count_flops, time_generators
+from dftnet.eval.timing import time_generators
+from dftnet.models import at_paper_size, generator_cost
 from dftnet.report import build_report
-from dftnet.results import Run, Runs, Timing, load_run
+from dftnet.results import Run, Runs, Timing
 from dftnet.stages import write_json
 from test_eval import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 
@@ -47,8 +48,9 @@ def test_real_evaluation_output_reads_back_through_the_report(tmp_path, one_thre
             paths.append(path)
             written[(variant, seed)] = metrics
     timing = time_generators(gens, 32, (1, 2), runs=5, warmup=0)
-    timing["flops"] = {v: {"run": count_flops(g, 32), "paper": count_flops(g, 64)} for v, g in gens.items()
-                       if v == "dftnet"}
+    run_cfg = ModelConfig(base_channels=4, n_res_blocks=1)
+    timing["flops"] = {"dftnet": {size: {"image_size": px, "gflops": generator_cost(cfg, px)["gflops"]}
+                                  for size, (cfg, px) in (("run", (run_cfg, 32)), ("paper", at_paper_size(run_cfg)))}}
     write_json(tmp_path / "timing.json", timing)
 
     build_report(paths, None, tmp_path / "reports", tmp_path / "timing.json", BOOT)

@@ -107,23 +107,6 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
                                          "round (paired, for the bootstrap of a difference)"}}
 
 
-def count_flops(gen, image_size: int) -> dict:
-    """Floating-point operations of one generator pass on one image (torch's FlopCounterMode,
-    2 per multiply-add), and the generator's parameter count. Operations without a FLOP formula in
-    torch (the warp's ``grid_sample``, elementwise ops: a small share) are not counted."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    p = next(gen.parameters())
-    x, aus = _inputs(1, image_size, p.device, p.dtype, 0)
-    was_training = gen.training
-    gen.eval()
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        gen(x, aus).image
-    gen.train(was_training)
-    return {"image_size": image_size, "gflops": counter.get_total_flops() / 1e9,
-            "params_millions": sum(q.numel() for q in gen.parameters()) / 1e6}
-
-
 def time_generator(gen, image_size: int, batch_sizes=(1, 64), runs: int = 50, warmup: int = 5,
                    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> dict:
     """Timing of one generator: ``{"b{bs}": {...}, "environment": {...}, "protocol": {...}}``."""
