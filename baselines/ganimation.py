@@ -19,7 +19,7 @@ import torch.nn as nn
 from dftnet import losses
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.models import E, GeneratorOutput, UpPath, check_downsampling, init_weights
+from dftnet.blocks import E, GeneratorOutput, UpPath, check_downsampling, init_weights
 
 
 def mask_loss(A: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ For every variant in the params file: parameters and forward GFLOPs per image of
 generator (at the params' size and at the paper's 128 px / base 64 / 6 blocks), and the
 images per second through one full training iteration (critic step every iteration, the
 generator step amortised over ``n_critic``), measured on random batches, and the generator
-steps per second this gives, with the exact stem speed-up (``dftnet.models.conv_over_tiled_aus``)
+steps per second this gives, with the exact stem speed-up (``dftnet.blocks.conv_over_tiled_aus``)
 and with the plain convolution over the tiled AUs it replaces ("before"). Prints one line
 per variant (stdout); not a test, since timings depend on the machine and its load.
 """
@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from dftnet import models
+from dftnet import blocks
 
 from dftnet.config import load_params, resolve_variant
-from dftnet.models import at_paper_size, generator_cost
+from dftnet.generators import at_paper_size, generator_cost
 from dftnet.train import build_state, critic_terms, generator_terms, weighted_total
 
 
@@ -46,12 +46,12 @@ def images_per_second(run, iterations: int) -> float:
 @contextlib.contextmanager
 def plain_stem():
     """The computation the speed-up replaces: the stem convolves the 3 + 17 tiled channels."""
-    fast = models.conv_over_tiled_aus
-    models.conv_over_tiled_aus = lambda conv, x, aus: conv(models.tile_aus(x, aus))
+    fast = blocks.conv_over_tiled_aus
+    blocks.conv_over_tiled_aus = lambda conv, x, aus: conv(blocks.tile_aus(x, aus))
     try:
         yield
     finally:
-        models.conv_over_tiled_aus = fast
+        blocks.conv_over_tiled_aus = fast
 
 
 def main() -> None:

@@ -59,7 +59,8 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     from dftnet.eval.evaluate import edit_pairs
     from dftnet.eval.judge import judge_predict, load_judge
     from dftnet.eval.paired import compute_paired
-    from dftnet.train import load_trained, train
+    from dftnet.checkpoints import load_trained
+    from dftnet.train import train
 
     params = recipe_params(recipes, name, Path(base_path))
     ds = stages.dataset(params)
@@ -90,10 +91,9 @@ def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int
               "curve": [line.split(",")[:4] for line in curve[1:]], "threads": threads,
               "machine": f"{os.cpu_count()} CPU cores"}
     path = STUDY / "results" / f"{recipe}__{variant}__seed{seed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    from dftnet import atomic
+
+    atomic.write_text(path, json.dumps(result, indent=1))
     return result
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from dftnet import csvlog
+from dftnet.blocks import eval_mode
 from dftnet.data.aus import AU_MAX
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError
@@ -50,12 +51,10 @@ class LearningCurve:
     @torch.inference_mode()
     def read(self, G: nn.Module, D: nn.Module) -> dict:
         """Judge and critic errors of ``G``'s edits of the held-out pairs (G, D left as found)."""
-        modes = G.training, D.training
-        G.eval(), D.eval()
-        x = to_model(self.sources.to(self.device))
-        edits = to_uint8(G(x, aus_to_model(self.target).to(self.device)).image)
-        critic = D(to_model(edits))[1].float().cpu() * AU_MAX
-        G.train(modes[0]), D.train(modes[1])
+        with eval_mode(G, D):
+            x = to_model(self.sources.to(self.device))
+            edits = to_uint8(G(x, aus_to_model(self.target).to(self.device)).image)
+            critic = D(to_model(edits))[1].float().cpu() * AU_MAX
         judge = judge_predict(self.judge, edits.cpu(), device=self.device)
         au_mae = float((judge - self.target).abs().mean())
         return {"au_mae": au_mae, "au_mae_source": self.floor, "ratio": au_mae / self.floor,

@@ -1,7 +1,7 @@
 """The paper's qualitative figures (Figs. 3-5) and the training curves, as PNG grids.
 
 Every figure is a grid of image cells with column titles and row labels, drawn with
-matplotlib's Agg backend and written atomically (tmp + ``os.replace``). Generators run in
+matplotlib's Agg backend and written atomically (:mod:`dftnet.atomic`). Generators run in
 eval mode under ``torch.inference_mode``; their training flag is restored afterwards.
 Generators follow the shared contract ``gen(x in [-1, 1], aus in [0, 1]) -> GeneratorOutput``.
 """
@@ -9,7 +9,6 @@ Generators follow the shared contract ``gen(x in [-1, 1], aus in [0, 1]) -> Gene
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -22,6 +21,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from dftnet import atomic  # noqa: E402
 from dftnet.data.aus import AU_INDEX, AU_MAX  # noqa: E402
 from dftnet.data.dataset import FaceDataset  # noqa: E402
 from dftnet.errors import DataError  # noqa: E402
@@ -101,12 +101,10 @@ def _crop(cell: Cell, box: Sequence[float], scale: int) -> Cell:
 
 
 def _save(fig, out_path: Path) -> None:
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out_path)
+    try:
+        atomic.write_with(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def draw_grid(cells: Sequence[Sequence[Cell]], col_titles: Sequence[str], row_labels: Sequence[str],

@@ -31,3 +31,10 @@ def record() -> dict:
             "torch": torch.__version__,
             "not_pinned": ("CUDA kernels (grid_sample backward is non-deterministic), cuDNN autotuning"
                            if cuda else "the CPU's instruction set (recorded as cpu_capability) and library versions")}
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA where present, else CPU; an explicit name wins."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

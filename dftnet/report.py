@@ -20,13 +20,13 @@ Every column is a metric of :mod:`dftnet.eval.schema`; adding a metric there add
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
+from dftnet import atomic
 from dftnet.claims import Bootstrap, all_claims, claims_markdown
 from dftnet.data.aus import AU_NAMES
 from dftnet.errors import DataError
@@ -267,13 +267,6 @@ def how_to_read(runs: Runs) -> str:
 
 
 # ------------------------------------------------------------------------ writing
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: Path, timing_path: Path | None = None,
                  boot: Bootstrap = Bootstrap(), baseline: str = "ganimation", reference: str = "dftnet") -> None:
     """Read every run's metrics.json (and the judge's, and the timing), write the CSVs, results.md
@@ -311,4 +304,4 @@ def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: 
     ]) + "\n"
     reports = Path(out_dir)
     for name, text in texts.items():
-        _write_atomic(reports / name, text)
+        atomic.write_text(reports / name, text)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from dftnet import atomic
 from dftnet.config import Params, load_params, resolve_variant
 from dftnet.errors import DataError
 
@@ -33,12 +34,8 @@ def load(params_path: str | Path = "params.yaml") -> Params:
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    """Atomic JSON write (tmp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    """Atomic JSON write (:mod:`dftnet.atomic`)."""
+    atomic.write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def dataset(params: Params):
@@ -67,7 +64,8 @@ def prepare(params: Params) -> None:
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
                judge_path: Path | None) -> None:
     from dftnet.eval.judge import load_judge
-    from dftnet.train import pick_device, train
+    from dftnet.numerics import pick_device
+    from dftnet.train import train
 
     from dftnet import numerics
 
@@ -101,12 +99,12 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     ``OMP_NUM_THREADS`` allows. Each run is seeded on its own and writes only its own folder.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     """
-    from dftnet.train import pick_device
+    from dftnet.numerics import pick_device
 
     judge_path = Path(judge_path) if judge_path is not None else None
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
     cpu = pick_device(device).type == "cpu"
-    threads = params.compute.train_threads if cpu else params.compute.threads
+    threads = params.compute.train_threads
     workers = thread_plan(len(jobs), threads_allowed(), threads) if cpu else 1
     if workers == 1:
         for job in jobs:
@@ -131,10 +129,7 @@ def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path, n
 
     frames = [pd.read_csv(runs_root / variant / f"seed{s}" / name) for s in seeds]
     mean = pd.concat(frames).groupby("step", as_index=False).mean(numeric_only=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    mean.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out)
+    atomic.write_with(out, lambda tmp: mean.to_csv(tmp, index=False, float_format="%.6g"))
 
 
 def contact_sheet(params: Params, out: str | Path) -> None:
@@ -147,7 +142,7 @@ def contact_sheet(params: Params, out: str | Path) -> None:
 def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Path = "metrics/judge.json") -> None:
     """Fit the independent AU judge; its own held-out quality goes to ``metrics``."""
     from dftnet.eval.judge import save_judge, train_judge as fit
-    from dftnet.train import pick_device
+    from dftnet.numerics import pick_device
 
     ds = dataset(params)
     from dftnet import numerics
@@ -162,7 +157,7 @@ def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Pa
 
 def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
     """Inference timing of every variant's generator, interleaved in one process, and each
-    generator's FLOPs at the run's size and at the paper's (:data:`dftnet.models.PAPER_SIZE`).
+    generator's FLOPs at the run's size and at the paper's (:data:`dftnet.generators.PAPER_SIZE`).
 
     Timing and FLOPs depend on the architecture, not the weights, so freshly initialised
     generators (seeded) stand in for the trained ones: one measurement per variant, with its
@@ -170,13 +165,13 @@ def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
     """
     from dftnet import numerics
     from dftnet.eval.timing import time_generators
-    from dftnet.models import at_paper_size, build_generator, generator_cost
-    from dftnet.train import pick_device
+    from dftnet.generators import at_paper_size, build_generator, generator_cost
+    from dftnet.numerics import pick_device
 
     torch.manual_seed(params.eval.seed)
     device = pick_device()
     size = params.data.image_size
-    models = {v: resolve_variant(params, v, params.seeds[0]).model for v in params.variants}
+    models = {v: resolve_variant(params, v, 0).model for v in params.variants}  # the seed does not shape a model
     gens = {v: build_generator(m, size).to(device) for v, m in models.items()}
     e = params.eval
     result = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup, device, seed=e.seed)
@@ -197,7 +192,8 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
     the per-seed summaries in ``metrics/<variant>.json`` for ``dvc metrics show``."""
     from dftnet.eval.evaluate import evaluate_run
     from dftnet.eval.judge import load_judge
-    from dftnet.train import load_trained, pick_device
+    from dftnet.checkpoints import load_trained
+    from dftnet.numerics import pick_device
 
     device = pick_device()
     ds = dataset(params)
@@ -220,7 +216,7 @@ def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path
     from dftnet.claims import Bootstrap
     from dftnet.data.synth import REGIONS, ground_truth_renderer
     from dftnet.report import build_report
-    from dftnet.train import load_trained
+    from dftnet.checkpoints import load_trained
 
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     paths = [Path(eval_root) / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]

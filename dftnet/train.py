@@ -18,7 +18,6 @@ there, and loss values are stacked on the device; the host reads them once per l
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -27,27 +26,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet import csvlog, losses
-from dftnet.config import LambdaConfig, RunConfig, run_config_from_dict
+from dftnet import atomic, csvlog, losses
+from dftnet.config import LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError, TrainingDiverged
 from dftnet.imageops import aus_to_model, to_model
-from dftnet.models import build_critic, build_generator
+from dftnet.checkpoints import CHECKPOINT, read_checkpoint
+from dftnet.generators import build_critic, build_generator
+from dftnet.numerics import pick_device
 
-CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
 # Stable names of the logged (unweighted) terms; a term whose lambda is 0 stays empty.
 D_TERMS = ("d_adv", "d_gp", "d_cond")
 G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv")
 LOG_COLUMNS = ("step", "epoch", "lr", "images_per_s") + D_TERMS + G_TERMS
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    """CUDA where present, else CPU; an explicit name wins."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -109,19 +102,7 @@ def save_checkpoint(state: TrainState, run: RunConfig, path: Path) -> None:
         "rng_loop": state.rng.get_state(),
         "rng_torch": torch.get_rng_state(),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint without executing code (``weights_only=True``); one-line errors."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: checkpoint not found") from None
-    except Exception as err:  # unpickling refusal, truncation, not a zip archive ...
-        raise DataError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
+    atomic.write_with(path, lambda tmp: torch.save(payload, tmp))
 
 
 def restore(state: TrainState, ckpt: dict) -> None:
@@ -134,17 +115,6 @@ def restore(state: TrainState, ckpt: dict) -> None:
     state.rng.set_state(ckpt["rng_loop"])
     torch.set_rng_state(ckpt["rng_torch"])
     state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
-
-
-def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module, RunConfig]:
-    """The trained generator and critic of a run folder, in eval mode, with their config."""
-    ckpt = read_checkpoint(Path(run_dir) / CHECKPOINT)
-    run = run_config_from_dict(ckpt["config"])
-    G = build_generator(run.model, run.image_size)
-    D = build_critic(run.model, run.image_size)
-    G.load_state_dict(ckpt["G"])
-    D.load_state_dict(ckpt["D"])
-    return G.to(device).eval(), D.to(device).eval(), run
 
 
 # ---------------------------------------------------------------------- losses
@@ -331,8 +301,6 @@ def write_summary(run: RunConfig, state: TrainState, out_dir: Path, images_seen:
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch": torch.__version__,
     }
-    tmp = out_dir / "train_summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "train_summary.json")
+    atomic.write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2))
     return summary
 

@@ -1,8 +1,9 @@
 """Evaluation metrics on tiny CPU fixtures.
 
 FID and LPIPS run their real code paths with randomly initialised networks of the standard
-architectures (``_random_init_for_tests``): the weights cannot be downloaded here, and a
-random network is enough to check the maths and the image path, never to report a number.
+architectures, injected by the tests (``fid_model``, ``lpips_model``): the weights cannot be
+downloaded here, and a random network is enough to check the maths and the image path,
+never to report a number.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dftnet.eval.schema import RUN_METRICS
 from dftnet.eval.stats import bootstrap_ci, mean_ci_over_seeds
 from dftnet.eval.timing import time_generator, time_generators
 from dftnet.imageops import to_model, to_uint8
-from dftnet.models import GeneratorOutput
+from dftnet.blocks import GeneratorOutput
 
 EYES, MOUTH = (0.25, 0.25, 0.75, 0.45), (0.3, 0.65, 0.7, 0.85)
 
@@ -92,12 +93,21 @@ def no_hub_weights(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ FID
+def random_inception():
+    """pytorch-fid's Inception with random He-initialised convs. PyTorch's default conv init
+    shrinks activations ~1e-8 by pool3 (eval-mode BN does not renormalise), so distinct image
+    sets would all give FID ~0 and the tests could not fail; He init keeps unit scale."""
+    model = fidm.build_fid_inception(None)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    return model.eval()
+
+
 @pytest.fixture(scope="module")
 def inception():
     torch.manual_seed(0)
-    model, reason, _ = fidm.load_fid_inception(_random_init_for_tests=True)
-    assert reason is None
-    return model
+    return random_inception()
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_of_another_is_not(inception):
@@ -150,8 +160,7 @@ def test_fid_weights_load_from_the_hub_cache(no_hub_weights):
 # ---------------------------------------------------------------------------- LPIPS
 def test_lpips_is_zero_on_itself_and_symmetric():
     torch.manual_seed(0)
-    model, reason, _ = lpm.load_lpips(_random_init_for_tests=True)
-    assert reason is None
+    model = lpm.build_lpips().eval()
     g = torch.Generator().manual_seed(2)
     a = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=g)
     b = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=g)
@@ -243,7 +252,8 @@ def test_evaluate_run_with_random_nets_round_trips_sources():
     cfg = EvalConfig(batch_size=4, bootstrap=20, timing_runs=5, timing_warmup=0, timing_batch_sizes=[1, 2])
     torch.manual_seed(0)
     metrics, edits = evaluate_run(ReturnSource(), TinyCritic(), ds, AUJudge(4, 32), cfg,
-                                  regions={"eyes": EYES, "mouth": MOUTH}, _random_init_for_tests=True)
+                                  regions={"eyes": EYES, "mouth": MOUTH}, fid_model=random_inception(),
+                                  lpips_model=lpm.build_lpips().eval())
     sources = ds.images[ds.index(ds.pairs.source_ids)]
     assert edits.dtype == torch.uint8 and torch.equal(edits, sources)
     s = metrics["summary"]
@@ -264,7 +274,7 @@ def test_evaluate_run_with_random_nets_round_trips_sources():
     assert s["lpips"] == 0 and s["l1_gt"] == 0 and s["ssim_gt"] == pytest.approx(1.0)
     assert metrics["paired"]["source_floor"]["l1"] == 0
     assert abs(s["fid"]) < 1e-3  # the edits are the test images themselves
-    assert metrics["fid"]["small_n"] and metrics["protocol"]["random_init_for_tests"]
+    assert metrics["fid"]["small_n"] and metrics["protocol"]["injected_networks"] == ["fid", "lpips"]
     if find_dlib_models()[0] is not None:
         assert s["id_dist"] == pytest.approx(0, abs=1e-6) and s["id_share_same"] == 1.0
     json.dumps(metrics, allow_nan=False)

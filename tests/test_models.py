@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from baselines.ganimation import GANimationGenerator
-from dftnet import losses, models
+from dftnet import blocks, losses, models
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 from dftnet.errors import ConfigError
-from dftnet.models import (Critic, DFTNet, GeneratorOutput, build_critic, build_generator, compose,
-                           count_parameters, f, generator_cost)
+from dftnet.blocks import GeneratorOutput
+from dftnet.generators import build_critic, build_generator, count_parameters, generator_cost
+from dftnet.models import D, DFTNet, compose, f
 
 TINY = ModelConfig(base_channels=8, n_down=2, n_res_blocks=1, critic_channels=8, critic_layers=4)
 
@@ -58,13 +59,13 @@ def test_critic_heads_and_shapes(size, layers):
 def test_critic_channels_double_up_to_the_cap(monkeypatch):
     assert models.CRITIC_MAX_CHANNELS == 2048
     monkeypatch.setattr(models, "CRITIC_MAX_CHANNELS", 32)  # 2048 itself would build 100M weights
-    D = Critic(dataclasses.replace(TINY, critic_layers=5), 64)
-    assert [m.out_channels for m in D.main if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32, 32, 32]
+    critic = D(dataclasses.replace(TINY, critic_layers=5), 64)
+    assert [m.out_channels for m in critic.main if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32, 32, 32]
 
 
 def test_bad_sizes_raise_config_errors_naming_the_key():
     with pytest.raises(ConfigError, match="model.critic_layers"):
-        Critic(dataclasses.replace(TINY, critic_layers=5), 48)
+        D(dataclasses.replace(TINY, critic_layers=5), 48)
     with pytest.raises(ConfigError, match="model.n_down"):
         DFTNet(TINY, 30)
     with pytest.raises(ConfigError, match="model.n_down"):
@@ -210,8 +211,8 @@ def test_stem_over_tiled_aus_equals_the_plain_convolution(size, k, pad, c_out, b
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3 + N_AUS, c_out, k, 1, pad, bias=False)
     x, aus = inputs(size, batch)
-    plain = conv(models.tile_aus(x, aus))
-    fast = models.conv_over_tiled_aus(conv, x, aus)
+    plain = conv(blocks.tile_aus(x, aus))
+    fast = blocks.conv_over_tiled_aus(conv, x, aus)
     assert fast.shape == plain.shape
     assert torch.allclose(fast, plain, atol=1e-5, rtol=1e-5)
 
@@ -221,7 +222,7 @@ def test_fast_stem_gradients_equal_the_plain_ones():
     conv = torch.nn.Conv2d(3 + N_AUS, 8, 7, 1, 3, bias=False)
     x, aus = inputs(32, 4)
     grads = []
-    for fn in (lambda xx: conv(models.tile_aus(xx, aus)), lambda xx: models.conv_over_tiled_aus(conv, xx, aus)):
+    for fn in (lambda xx: conv(blocks.tile_aus(xx, aus)), lambda xx: blocks.conv_over_tiled_aus(conv, xx, aus)):
         conv.zero_grad()
         xx = x.clone().requires_grad_(True)
         (fn(xx) ** 2).sum().backward()
@@ -240,7 +241,7 @@ def test_generators_equal_their_plain_forward(generator):
     enc = G.E if generator == "dftnet" else G.encoder
 
     def plain_forward(xx, a):
-        skips = [enc.stem(models.tile_aus(xx, a))]
+        skips = [enc.stem(blocks.tile_aus(xx, a))]
         for down in enc.down:
             skips.append(down(skips[-1]))
         return enc.bottleneck(skips.pop()), skips

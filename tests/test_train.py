@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dftnet import losses, train as trainer
+from dftnet import checkpoints, losses, train as trainer
 from dftnet.config import LambdaConfig, load_params, resolve_variant
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError, TrainingDiverged
@@ -58,7 +58,7 @@ def test_every_variant_trains_and_logs(tmp_path, variant):
     assert summary["epochs"] == 2 and summary["generator_steps"] == 4
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["step", "epoch", "lr", "images_per_s"]
-    G, D, run = trainer.load_trained(tmp_path)
+    G, D, run = checkpoints.load_trained(tmp_path)
     assert run.variant == variant and not G.training
 
 
@@ -138,7 +138,7 @@ def test_checkpoints_refuse_code_and_other_params(tmp_path):
 
     bad.write_bytes(pickle.dumps({"G": Evil()}))
     with pytest.raises(DataError, match="checkpoint"):
-        trainer.read_checkpoint(bad)
+        checkpoints.read_checkpoint(bad)
     assert not (tmp_path / "pwned").exists()
     run = tiny_run(epochs=1)
     trainer.train(run, random_dataset(), tmp_path / "r")

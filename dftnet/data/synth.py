@@ -49,14 +49,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
+from dftnet import atomic
 from dftnet.config import SyntheticConfig
 from dftnet.data.aus import AU_INDEX, AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset
@@ -179,7 +178,7 @@ def _texture(n: int, g: torch.Generator) -> torch.Tensor:
     noise = torch.zeros(n, 1, _TEX, _TEX)
     for res, amp in ((8, 0.5), (16, 0.3), (_TEX, 0.35)):
         octave = torch.randn(n, 1, res, res, generator=g)
-        noise += amp * F.interpolate(octave, size=(_TEX, _TEX), mode="bilinear", align_corners=False)
+        noise += amp * nnf.interpolate(octave, size=(_TEX, _TEX), mode="bilinear", align_corners=False)
     c = (torch.arange(_TEX) + 0.5) / _TEX
     x, y = c.view(1, -1), c.view(-1, 1)
     # Freckles gather over the cheekbones and the nose bridge, as they do on sun-exposed skin.
@@ -440,7 +439,7 @@ def _skin(img: torch.Tensor, ident: Identity, a: dict, x, y, px: float) -> None:
     """Face skin: shading towards the rim, texture noise, freckles and moles."""
     d, k = _face_sdf(ident, a, x, y)
     size = img.shape[-1]
-    tex = F.interpolate(ident.texture, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    tex = nnf.interpolate(ident.texture, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     # Rim darkening reads as a rounded head; the noise is fixed per identity.
     shade = (1 - 0.22 * k.clamp(max=1.1) ** 6 + 0.04 * tex[:, 0]).unsqueeze(1)
     _over(img, _rgb(ident.skin) * shade, _cover(d, px))
@@ -779,7 +778,7 @@ def write_contact_sheet(path, size: int = 128, n_identities: int = 3, steps=(0, 
     """A PNG to check the renderer at a glance: one row per AU, swept over ``steps``, per identity.
 
     Columns are grouped by identity (test identities of ``seed``); each row is labelled with
-    the AU and its meaning. Written atomically (temporary file, then ``os.replace``).
+    the AU and its meaning. Written atomically (:mod:`dftnet.atomic`).
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -808,11 +807,7 @@ def write_contact_sheet(path, size: int = 128, n_identities: int = 3, steps=(0, 
         for p in range(n_identities):
             row = faces[j, p].permute(2, 0, 3, 1).reshape(size, group_w, 3).numpy()
             sheet.paste(Image.fromarray(row), (label_w + p * (group_w + gap), y0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sheet.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic.write_with(path, lambda tmp: sheet.save(tmp, format="PNG"))
 
 
 def _font(image_font, size: int):

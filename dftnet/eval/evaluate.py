@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from dftnet import numerics
+from dftnet.blocks import eval_mode
 from dftnet.config import EvalConfig
 from dftnet.data.aus import AU_MAX, AU_NAMES
 from dftnet.data.dataset import FaceDataset
@@ -61,25 +62,21 @@ def edit_pairs(gen, ds: FaceDataset, batch_size: int, device: str | torch.device
     """(sources, edits), uint8 P x 3 x H x W: every pair's source edited toward its target AUs."""
     pairs = ds.pairs
     sources = ds.images[ds.index(pairs.source_ids)]
-    was_training = gen.training
-    gen.eval()
     edits = []
-    for s in tqdm(range(0, len(pairs), batch_size), desc="editing", leave=False, disable=None):
-        x = to_model(sources[s:s + batch_size].to(device))
-        aus = aus_to_model(pairs.target_aus[s:s + batch_size]).to(device)
-        edits.append(to_uint8(gen(x, aus).image).cpu())
-    gen.train(was_training)
+    with eval_mode(gen):
+        for s in tqdm(range(0, len(pairs), batch_size), desc="editing", leave=False, disable=None):
+            x = to_model(sources[s:s + batch_size].to(device))
+            aus = aus_to_model(pairs.target_aus[s:s + batch_size]).to(device)
+            edits.append(to_uint8(gen(x, aus).image).cpu())
     return sources, torch.cat(edits)
 
 
 @torch.inference_mode()
 def critic_read_aus(critic, images_uint8: torch.Tensor, batch_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
     """The critic's AU regression of uint8 images, on the 0-5 scale (its output is [0, 1])."""
-    was_training = critic.training
-    critic.eval()
-    out = [critic(to_model(images_uint8[s:s + batch_size].to(device)))[1].float().cpu() * AU_MAX
-           for s in range(0, len(images_uint8), batch_size)]
-    critic.train(was_training)
+    with eval_mode(critic):
+        out = [critic(to_model(images_uint8[s:s + batch_size].to(device)))[1].float().cpu() * AU_MAX
+               for s in range(0, len(images_uint8), batch_size)]
     return torch.cat(out)
 
 
@@ -162,13 +159,13 @@ def _summary(au: dict, fid: dict, ident: dict, per_pair: dict) -> dict:
 
 
 def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: str | torch.device = "cpu",
-                 regions: dict | None = None, _random_init_for_tests: bool = False) -> tuple[dict, torch.Tensor]:
+                 regions: dict | None = None, fid_model=None, lpips_model=None) -> tuple[dict, torch.Tensor]:
     """Every metric for ``gen`` on ``ds.pairs``: ``(metrics, edits)``, metrics JSON-serialisable,
     edits uint8 P x 3 x H x W in pair order.
 
-    regions: normalised eye/mouth boxes for the paired
-    errors (default: the synthetic renderer's). ``_random_init_for_tests`` builds FID/LPIPS
-    networks with random weights (tests only; the pipeline never sets it).
+    regions: normalised eye/mouth boxes for the paired errors (default: the synthetic
+    renderer's). fid_model, lpips_model: networks the caller built, used instead of loading the
+    pretrained weights (recorded in ``protocol.injected_networks``; the pipeline never injects).
     """
     if ds.pairs is None or len(ds.pairs) == 0:
         raise DataError("evaluate: the dataset has no evaluation pairs (pairs.csv)")
@@ -177,11 +174,11 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     sources, edits = edit_pairs(gen, ds, cfg.batch_size, device)
     source_labels = ds.aus[ds.index(pairs.source_ids)]
     au = evaluate_au(judge, critic, sources, edits, pairs.target_aus.float(), source_labels, cfg.batch_size, device)
-    fid = compute_fid(ds.images[ds.test_idx], edits, cfg.fid_weights, device, 50, _random_init_for_tests)
+    fid = compute_fid(ds.images[ds.test_idx], edits, cfg.fid_weights, device, 50, fid_model)
     lp_sets = {"source_edit": (sources, edits)}
     if pairs.gt is not None:
         lp_sets["edit_gt"] = (edits, pairs.gt)
-    lp = compute_lpips(lp_sets, cfg.lpips_weights, device, cfg.batch_size, _random_init_for_tests)
+    lp = compute_lpips(lp_sets, cfg.lpips_weights, device, cfg.batch_size, lpips_model)
     ident = (evaluate_identity(ds, sources, edits, cfg.seed) if cfg.identity
              else {"reason": "disabled (eval.identity: false)", "per_pair": None})
     paired = compute_paired(edits, pairs.gt, regions)
@@ -206,7 +203,7 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
         "numerics": numerics.record(),
         "dataset": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
         "unavailable": unavailable,
-        "random_init_for_tests": bool(_random_init_for_tests),
+        "injected_networks": [k for k, m in (("fid", fid_model), ("lpips", lpips_model)) if m is not None],
     }
     metrics = {"summary": summary, "ci": ci, "per_pair": per_pair, "au": au, "fid": fid, "lpips": lp,
                "identity": ident, "paired": paired, "protocol": protocol}

@@ -80,35 +80,24 @@ def _offline_fid_inception(state_dict: dict | None):
         pfi.fid_inception_v3 = original
 
 
-def load_fid_inception(weights_path: str = "", device: str | torch.device = "cpu",
-                       _random_init_for_tests: bool = False):
-    """``(model, None, info)`` with the FID Inception in eval mode, or ``(None, reason, info)``.
-
-    ``_random_init_for_tests`` builds the same network with random weights; the pipeline
-    never sets it, and no number from such a network is reported as FID.
-    """
+def build_fid_inception(state: dict | None):
+    """pytorch-fid's FID Inception (pool3, 2048-d) with ``state`` loaded; ``None``: the
+    architecture with PyTorch's initialisation (a seam for tests; never reported as FID)."""
     from pytorch_fid.inception import InceptionV3
 
-    info: dict = {"weights_file": None, "weights_sha256_prefix": None}
-    if _random_init_for_tests:
-        state = None
-        info["weights_file"] = "RANDOM INIT (tests only)"
-    else:
-        path, looked = find_fid_weights(weights_path)
-        if path is None:
-            return None, "weights not found: looked in " + ", ".join(looked), info
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        info.update(weights_file=str(path), weights_sha256_prefix=sha256_prefix(path))
     with _offline_fid_inception(state):
-        model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[FID_DIMS]], resize_input=True, normalize_input=True)
-    if state is None:
-        # PyTorch's default conv init shrinks activations ~1e-8 by pool3 (eval-mode BN does
-        # not renormalise), so distinct image sets would all give FID ~0 and tests could not
-        # fail; He init keeps features at unit scale.
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    return model.eval().to(device), None, info
+        return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[FID_DIMS]], resize_input=True, normalize_input=True)
+
+
+def load_fid_inception(weights_path: str = "", device: str | torch.device = "cpu"):
+    """``(model, None, info)`` with the FID Inception in eval mode, or ``(None, reason, info)``."""
+    info: dict = {"weights_file": None, "weights_sha256_prefix": None}
+    path, looked = find_fid_weights(weights_path)
+    if path is None:
+        return None, "weights not found: looked in " + ", ".join(looked), info
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    info.update(weights_file=str(path), weights_sha256_prefix=sha256_prefix(path))
+    return build_fid_inception(state).eval().to(device), None, info
 
 
 @torch.inference_mode()
@@ -162,16 +151,18 @@ def fid_protocol() -> dict:
 
 
 def compute_fid(real_uint8: torch.Tensor, fake_uint8: torch.Tensor, weights_path: str = "",
-                device: str | torch.device = "cpu", batch_size: int = 50,
-                _random_init_for_tests: bool = False) -> dict:
+                device: str | torch.device = "cpu", batch_size: int = 50, model=None) -> dict:
     """FID between two uint8 image sets, with its protocol; ``value`` is None (and ``reason``
     says why) where the weights are absent. ``small_n`` flags sets under 2048 images, where
     the covariance is rank-deficient and FID is biased upward; compare such values only at
-    equal N."""
+    equal N. ``model``: a network the caller built (recorded as injected) instead of the weights."""
     n_real, n_fake = int(len(real_uint8)), int(len(fake_uint8))
     out = {"value": None, "reason": None, "n_real": n_real, "n_fake": n_fake,
            "small_n": min(n_real, n_fake) < FID_DIMS, "protocol": fid_protocol()}
-    model, reason, info = load_fid_inception(weights_path, device, _random_init_for_tests)
+    if model is None:
+        model, reason, info = load_fid_inception(weights_path, device)
+    else:
+        reason, info = None, {"weights_file": "injected by the caller", "weights_sha256_prefix": None}
     out["protocol"].update(info)
     if model is None:
         out["reason"] = reason

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 from tqdm import tqdm
 
 SAME_PERSON_THRESHOLD = 0.6
@@ -61,7 +61,7 @@ def _hwc(image_uint8: torch.Tensor) -> np.ndarray:
 
 def whole_crop_chip(image_uint8: torch.Tensor) -> np.ndarray:
     """3 x H x W uint8 -> 150 x 150 x 3 uint8 (bilinear, antialiased, rounded)."""
-    x = F.interpolate(image_uint8[None].float(), size=(CHIP_SIZE, CHIP_SIZE), mode="bilinear",
+    x = nnf.interpolate(image_uint8[None].float(), size=(CHIP_SIZE, CHIP_SIZE), mode="bilinear",
                       align_corners=False, antialias=True)
     return _hwc(x[0].round().clamp(0, 255).to(torch.uint8))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from dftnet import atomic
+from dftnet.blocks import eval_mode
 from dftnet.config import JudgeConfig, from_mapping
 from dftnet.data.aus import AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.dataset import FaceDataset
@@ -96,11 +97,9 @@ def au_quality(pred: torch.Tensor, true: torch.Tensor, reference_mean: torch.Ten
 def judge_predict(judge: AUJudge, images_uint8: torch.Tensor, batch_size: int = 256,
                   device: str | torch.device = "cpu") -> torch.Tensor:
     """uint8 N x 3 x H x W -> float32 N x 17 AU intensities, clamped to the 0-5 scale (CPU)."""
-    was_training = judge.training
-    judge.eval()
-    out = [judge(to_model(images_uint8[s:s + batch_size].to(device))).clamp(0, AU_MAX).float().cpu()
-           for s in range(0, len(images_uint8), batch_size)]
-    judge.train(was_training)
+    with eval_mode(judge):
+        out = [judge(to_model(images_uint8[s:s + batch_size].to(device))).clamp(0, AU_MAX).float().cpu()
+               for s in range(0, len(images_uint8), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, N_AUS)
 
 
@@ -174,14 +173,12 @@ def train_judge(ds: FaceDataset, cfg: JudgeConfig, device: str | torch.device = 
 
 # ------------------------------------------------------------------------- save, load
 def save_judge(path: str | Path, judge: AUJudge, cfg: JudgeConfig, image_size: int) -> None:
-    """Plain state dict + config, written atomically (tmp file, then ``os.replace``)."""
+    """Plain state dict + config, written atomically (:mod:`dftnet.atomic`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": JUDGE_FORMAT, "state_dict": {k: v.cpu() for k, v in judge.state_dict().items()},
              "config": dataclasses.asdict(cfg), "image_size": int(image_size)}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic.write_with(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_judge(path: str | Path, device: str | torch.device = "cpu") -> AUJudge:

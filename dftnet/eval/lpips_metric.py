@@ -59,32 +59,32 @@ def _load_alexnet_trunk(model, state: dict) -> None:
     model.load_state_dict(mapped, strict=False)
 
 
-def load_lpips(weights_dir: str = "", device: str | torch.device = "cpu", _random_init_for_tests: bool = False):
-    """``(model, None, info)`` in eval mode, or ``(None, reason, info)`` where weights are absent.
-
-    ``_random_init_for_tests`` keeps the trunk randomly initialised (linear layers are the
-    package's own); the pipeline never sets it.
-    """
+def build_lpips(weights_dir: str = ""):
+    """lpips' AlexNet LPIPS v0.1 with the package's own linear layers and an uninitialised
+    trunk (:func:`load_lpips` loads the trunk; a test may use it as it is: never reported as LPIPS)."""
     import warnings
 
     import lpips
 
+    linear = find_lpips_weights(weights_dir)[1]
+    with warnings.catch_warnings():
+        # lpips passes torchvision's deprecated `pretrained=False`; the trunk is loaded separately.
+        warnings.simplefilter("ignore", UserWarning)
+        return lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True,
+                           model_path=str(linear), verbose=False)
+
+
+def load_lpips(weights_dir: str = "", device: str | torch.device = "cpu"):
+    """``(model, None, info)`` in eval mode, or ``(None, reason, info)`` where weights are absent."""
+    from dftnet.eval.fid import sha256_prefix
+
     trunk, linear, looked = find_lpips_weights(weights_dir)
     info = {"trunk_file": str(trunk) if trunk else None, "linear_file": str(linear)}
-    if _random_init_for_tests:
-        info["trunk_file"] = "RANDOM INIT (tests only)"
-    elif trunk is None:
+    if trunk is None:
         return None, "weights not found: looked in " + ", ".join(looked), info
-    with warnings.catch_warnings():
-        # lpips passes torchvision's deprecated `pretrained=False`; the trunk is loaded below.
-        warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True,
-                            model_path=str(linear), verbose=False)
-    if not _random_init_for_tests:
-        from dftnet.eval.fid import sha256_prefix
-
-        info["trunk_sha256_prefix"] = sha256_prefix(trunk)
-        _load_alexnet_trunk(model, torch.load(trunk, map_location="cpu", weights_only=True))
+    model = build_lpips(weights_dir)
+    info["trunk_sha256_prefix"] = sha256_prefix(trunk)
+    _load_alexnet_trunk(model, torch.load(trunk, map_location="cpu", weights_only=True))
     return model.eval().to(device), None, info
 
 
@@ -108,12 +108,16 @@ def lpips_protocol() -> dict:
 
 
 def compute_lpips(pairs: dict, weights_dir: str = "", device: str | torch.device = "cpu", batch_size: int = 64,
-                  _random_init_for_tests: bool = False) -> dict:
+                  model=None) -> dict:
     """LPIPS for each named pair of uint8 sets, ``{name: (a, b)}`` -> ``{name: {mean, per_image}}``.
 
-    ``value``s are None with a ``reason`` where the weights are absent.
+    ``value``s are None with a ``reason`` where the weights are absent. ``model``: a network
+    the caller built (recorded as injected) instead of the weights.
     """
-    model, reason, info = load_lpips(weights_dir, device, _random_init_for_tests)
+    if model is None:
+        model, reason, info = load_lpips(weights_dir, device)
+    else:
+        reason, info = None, {"trunk_file": "injected by the caller"}
     out = {"reason": reason, "protocol": {**lpips_protocol(), **info}}
     for name, (a, b) in pairs.items():
         if model is None:

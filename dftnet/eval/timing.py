@@ -16,6 +16,7 @@ from importlib.metadata import version
 import numpy as np
 import torch
 
+from dftnet.blocks import eval_mode
 from dftnet.data.aus import N_AUS
 
 
@@ -72,11 +73,8 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
         p = next(gen.parameters(), None)
         if p is not None and (p.dtype != dtype or p.device.type != device.type):
             raise ValueError(f"time_generators: {name} has {p.dtype} parameters on {p.device}, expected {dtype} on {device}")
-    modes = {name: gen.training for name, gen in gens.items()}
-    for gen in gens.values():
-        gen.eval()
     models: dict = {name: {} for name in gens}
-    try:
+    with eval_mode(*gens.values()):
         for bs in batch_sizes:
             x, aus = _inputs(bs, image_size, device, dtype, seed)
             for _ in range(warmup):
@@ -93,9 +91,6 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
                     times[name].append((time.perf_counter() - t0) * 1000.0)
             for name in gens:
                 models[name][f"b{bs}"] = _summary(times[name], bs)
-    finally:
-        for name, gen in gens.items():
-            gen.train(modes[name])
     names = list(gens)
     ratios = {f"{a}/{b}": {k: models[a][k]["ms_per_batch_median"] / models[b][k]["ms_per_batch_median"] for k in models[a]}
               for a in names for b in names if a != b}
