@@ -220,7 +220,7 @@ def claim_speed(timing: Timing | None, boot: Bootstrap, reference: str = "dftnet
     text = f"{_name(reference)} is faster at inference than {_name(baseline)}"
     whose = "the paper's (it reports inference time, its one number). An architecture property: one timing per variant"
     if timing is None or reference not in timing.models or baseline not in timing.models:
-        return Claim("3", text, whose, NOT_MEASURABLE, "no timing of both generators (metrics/timing.json)", ())
+        return Claim("3", text, whose, NOT_MEASURABLE, "no timing of both generators (eval/timing.json)", ())
     diffs = []
     for bs in timing.batch_sizes():
         a, b = timing.passes(reference, bs), timing.passes(baseline, bs)

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--judge", default="judge")
     e.add_argument("--out", default="eval")
     tm = sub.add_parser("timing", help="inference timing of every variant's generator, interleaved")
-    tm.add_argument("--out", default="metrics/timing.json")
+    tm.add_argument("--out", default="eval/timing.json")
     r = sub.add_parser("report", help="tables, claims and figure grids into reports/")
     r.add_argument("--runs", default="runs")
     r.add_argument("--eval", default="eval")
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "evaluate":
             stages.evaluate_variant(params, args.variant, args.runs, args.judge, args.out)
         elif args.command == "timing":
-            stages.timing(params, args.out)
+            stages.timing(params, args.out, None)
         elif args.command == "report":
             stages.report(params, args.runs, args.eval, args.judge, args.out)
         elif args.command == "contact-sheet":

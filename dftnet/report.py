@@ -1,7 +1,7 @@
 """The report stage's tables: per-run metric files -> CSVs and ``results.md`` (the claims and
 their verdicts: :mod:`dftnet.claims`).
 
-Inputs are ``eval/<variant>/seed<k>/metrics.json`` (one per trained run), ``metrics/timing.json``
+Inputs are ``eval/<variant>/seed<k>/metrics.json`` (one per trained run), ``eval/timing.json``
 (the architecture: inference time, FLOPs) and, optionally, the AU judge's own metrics.
 Outputs, each written atomically under ``out_dir``:
 
@@ -209,7 +209,7 @@ def n_pairs(runs: Runs) -> int | None:
 def timing_table(timing: Timing | None, variants: Sequence[str]) -> str:
     """One row per variant: the architecture's inference time (median, IQR) and FLOPs."""
     if timing is None:
-        return "No timing (metrics/timing.json) was given."
+        return "No timing (eval/timing.json) was given."
     cols = timing_metrics(timing.batch_sizes())
     rows = []
     for v in (x for x in variants if x in timing.models):

@@ -1,5 +1,5 @@
 """Evaluated runs as the report reads them: ``eval/<variant>/seed<k>/metrics.json`` and
-``metrics/timing.json``, through the one metrics schema (:mod:`dftnet.eval.schema`).
+``eval/timing.json``, through the one metrics schema (:mod:`dftnet.eval.schema`).
 
 Both the tables (:mod:`dftnet.report`) and the claims engine (:mod:`dftnet.claims`) read
 runs only through :class:`Runs` and :class:`Timing`.
@@ -138,7 +138,7 @@ class Runs:
 
 @dataclass
 class Timing:
-    """``metrics/timing.json``: each variant's generator timed once (interleaved repeats) and its FLOPs."""
+    """``eval/timing.json``: each variant's generator timed once (interleaved repeats) and its FLOPs."""
 
     path: Path
     models: dict  # variant -> {"b<bs>": {"ms_per_batch": [...], "ms_per_image_median": ..., ...}}
@@ -165,7 +165,7 @@ class Timing:
 
 
 def load_timing(path: Path | None) -> Timing | None:
-    """``metrics/timing.json`` (None where no path is given); malformed content stops naming the file."""
+    """``eval/timing.json`` (None where no path is given); malformed content stops naming the file."""
     if path is None:
         return None
     d = _read_json(Path(path), "timing JSON")

@@ -39,7 +39,7 @@ def write_json(path: str | Path, payload: dict) -> None:
 
 
 def dataset(params: Params):
-    from dftnet.data.io import load_dataset
+    from dftnet.data.canonical import load_dataset
 
     ds = load_dataset(params.data.root)
     if ds.image_size != params.data.image_size:
@@ -50,10 +50,11 @@ def dataset(params: Params):
 
 def prepare(params: Params) -> None:
     """Render the embedded synthetic dataset, or ingest the user's folder, into ``data.root``."""
-    from dftnet.data.io import ingest_folder, save_dataset
+    from dftnet.data.canonical import save_dataset
+    from dftnet.data.ingest import ingest_folder
 
     if params.data.source == "synthetic":
-        from dftnet.data.synth import build_synthetic_dataset
+        from dftnet.data.synth_dataset import build_synthetic_dataset
 
         ds = build_synthetic_dataset(params.data.synthetic, params.data.image_size)
     else:
@@ -133,14 +134,15 @@ def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path, n
 
 
 def contact_sheet(params: Params, out: str | Path) -> None:
-    from dftnet.data.synth import write_contact_sheet
+    from dftnet.data.contact_sheet import write_contact_sheet
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     write_contact_sheet(out, size=128, n_identities=3, seed=params.data.synthetic.seed)
 
 
 def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Path = "metrics/judge.json") -> None:
-    """Fit the independent AU judge; its own held-out quality goes to ``metrics``."""
+    """Fit the independent AU judge: ``<out_dir>/judge.pt`` and its full quality report
+    ``<out_dir>/report.json`` (per AU, per split); the headline figures go to ``metrics``."""
     from dftnet.eval.judge import save_judge, train_judge as fit
     from dftnet.numerics import pick_device
 
@@ -151,17 +153,20 @@ def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Pa
     seconds = report.pop("seconds")  # wall time: not a metric, it differs between identical runs
     report["numerics"] = numerics.record()
     save_judge(Path(out_dir) / "judge.pt", judge, params.judge, ds.image_size)
-    write_json(metrics, report)
+    write_json(Path(out_dir) / "report.json", report)
+    write_json(metrics, {f"{split}_mae": (report.get(split) or {}).get("mean_mae") for split in ("heldout", "test")})
     print(f"judge: trained in {seconds:.0f} s", file=sys.stderr)
 
 
-def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
+def timing(params: Params, out: str | Path = "eval/timing.json", headline: str | Path | None = "metrics/timing.json",
+           reference: str = "dftnet", baseline: str = "ganimation") -> None:
     """Inference timing of every variant's generator, interleaved in one process, and each
     generator's FLOPs at the run's size and at the paper's (:data:`dftnet.generators.PAPER_SIZE`).
 
     Timing and FLOPs depend on the architecture, not the weights, so freshly initialised
     generators (seeded) stand in for the trained ones: one measurement per variant, with its
     own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
+    ``headline``: the reference's median time and FLOPs over the baseline's, for ``dvc metrics``.
     """
     from dftnet import numerics
     from dftnet.eval.timing import time_generators
@@ -184,13 +189,20 @@ def timing(params: Params, out: str | Path = "metrics/timing.json") -> None:
     result["flops"] = {v: {"run": cost(m, size), "paper": cost(*at_paper_size(m))} for v, m in models.items()}
     result["environment"]["numerics"] = numerics.record()
     write_json(out, result)
+    if headline is not None and reference in models and baseline in models:
+        ratio = {f"ms_b{b}_{reference}_over_{baseline}": result["ratios"][f"{reference}/{baseline}"][f"b{b}"]
+                 for b in e.timing_batch_sizes}
+        ratio[f"gflops_paper_{reference}_over_{baseline}"] = (result["flops"][reference]["paper"]["gflops"]
+                                                              / result["flops"][baseline]["paper"]["gflops"])
+        write_json(headline, ratio)
 
 
 def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs", judge_dir: str | Path = "judge",
                      eval_root: str | Path = "eval", metrics_root: str | Path = "metrics") -> None:
     """Every metric for each seed of ``variant``: ``eval/<variant>/seed<k>/metrics.json``, and
-    the per-seed summaries in ``metrics/<variant>.json`` for ``dvc metrics show``."""
+    the headline metrics' means over seeds in ``metrics/<variant>.json`` for ``dvc metrics show``."""
     from dftnet.eval.evaluate import evaluate_run
+    from dftnet.eval.schema import HEADLINE
     from dftnet.eval.judge import load_judge
     from dftnet.checkpoints import load_trained
     from dftnet.numerics import pick_device
@@ -198,30 +210,34 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
     device = pick_device()
     ds = dataset(params)
     judge = load_judge(Path(judge_dir) / "judge.pt", device)
-    summaries = {}
+    summaries = []
     for seed in params.seeds:
         G, D, _ = load_trained(Path(runs_root) / variant / f"seed{seed}", device)
         metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device)
         metrics = {"variant": variant, "seed": seed, **metrics}
         write_json(Path(eval_root) / variant / f"seed{seed}" / "metrics.json", metrics)
-        summaries[f"seed{seed}"] = metrics["summary"]
-    write_json(Path(metrics_root) / f"{variant}.json", summaries)
+        summaries.append(metrics["summary"])
+    headline = {}
+    for key in HEADLINE:
+        values = [s[key] for s in summaries if s.get(key) is not None]
+        headline[key] = sum(values) / len(values) if len(values) == len(summaries) else None
+    write_json(Path(metrics_root) / f"{variant}.json", {**headline, "n_seeds": len(summaries)})
 
 
 def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path = "eval",
-           judge_dir: str | Path = "judge", out_dir: str | Path = "reports",
-           metrics_root: str | Path = "metrics") -> None:
+           judge_dir: str | Path = "judge", out_dir: str | Path = "reports") -> None:
     """Tables, claims and the paper's figure grids from the evaluated runs."""
     from dftnet import figures
     from dftnet.claims import Bootstrap
-    from dftnet.data.synth import REGIONS, ground_truth_renderer
+    from dftnet.data.synth import REGIONS
+    from dftnet.data.synth_dataset import ground_truth_renderer
     from dftnet.report import build_report
     from dftnet.checkpoints import load_trained
 
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     paths = [Path(eval_root) / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
-    build_report(paths, Path(metrics_root) / "judge.json", out_dir, Path(metrics_root) / "timing.json", boot)
+    build_report(paths, Path(judge_dir) / "report.json", out_dir, Path(eval_root) / "timing.json", boot)
     ds = dataset(params)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}

@@ -1,4 +1,4 @@
-"""Stage `evaluate@<variant>`: reads seeds, eval; writes eval/<variant>/ and metrics/<variant>.json."""
+"""Stage `evaluate@<variant>`: reads seeds, eval; writes eval/<variant>/ and metrics/<variant>.json (headline means)."""
 import sys
 
 from dftnet import stages

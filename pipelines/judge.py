@@ -1,4 +1,4 @@
-"""Stage `judge`: reads data.image_size, judge; writes judge/ (weights) and metrics/judge.json."""
+"""Stage `judge`: reads data.image_size, judge; writes judge/ (weights, report.json) and metrics/judge.json."""
 import sys
 
 from dftnet import stages

@@ -13,10 +13,12 @@ import torch
 from PIL import Image
 
 from dftnet.config import FolderConfig
-from dftnet.data import io
+from dftnet.data import canonical, images
 from dftnet.data.aus import AU_NAMES
 from dftnet.data.dataset import EvalPairs, FaceDataset
-from dftnet.data.io import ingest_folder, load_dataset, read_au_table, save_dataset
+from dftnet.data.au_tables import read_au_table
+from dftnet.data.canonical import load_dataset, save_dataset
+from dftnet.data.ingest import ingest_folder
 from dftnet.errors import DataError
 
 
@@ -105,7 +107,7 @@ class Boom(RuntimeError):
 
 def failing_write(monkeypatch, after: int) -> None:
     calls = []
-    real = io._write_png
+    real = images.write_png
 
     def write(path, image):
         calls.append(path)
@@ -113,7 +115,7 @@ def failing_write(monkeypatch, after: int) -> None:
             raise Boom("disk full")
         real(path, image)
 
-    monkeypatch.setattr(io, "_write_png", write)
+    monkeypatch.setattr(canonical, "write_png", write)
 
 
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
@@ -402,7 +404,7 @@ def test_ingest_folder(tmp_path):
     assert all(s != t and t in ds.test_ids for s, t in zip(ds.pairs.source_ids, ds.pairs.target_ids))
     for t, aus in zip(ds.pairs.target_ids, ds.pairs.target_aus):
         assert torch.equal(aus, ds.aus[ds.ids.index(t)])
-    assert ds.meta["aus_format"] == "plain-csv" and ds.meta["resize"] == io.RESIZE_RULE
+    assert ds.meta["aus_format"] == "plain-csv" and ds.meta["resize"] == images.RESIZE_RULE
     again = ingest_folder(cfg, 8)
     assert again.pairs.target_ids == ds.pairs.target_ids and torch.equal(again.images, ds.images)
     save_dataset(ds, tmp_path / "out")

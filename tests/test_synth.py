@@ -7,8 +7,9 @@ import torch
 
 from dftnet.config import SyntheticConfig
 from dftnet.data.aus import AU_INDEX, AU_NAMES, N_AUS
-from dftnet.data.synth import (REGIONS, build_synthetic_dataset, render, render_uint8, sample_expressions,
-                               sample_identities, write_contact_sheet)
+from dftnet.data.contact_sheet import write_contact_sheet
+from dftnet.data.synth import REGIONS, render, render_uint8, sample_expressions, sample_identities
+from dftnet.data.synth_dataset import build_synthetic_dataset
 
 SIZE = 64
 

@@ -3,7 +3,7 @@
 Images stay uint8 N x 3 x H x W in one tensor (a few hundred MB at most at 128 px), so a
 trainer can move the whole split to the accelerator once and index it without host syncs.
 On disk the same object is the canonical folder format written and read by
-``dftnet.data.io`` (``save_dataset`` / ``load_dataset``).
+``dftnet.data.canonical`` (``save_dataset`` / ``load_dataset``).
 """
 
 from __future__ import annotations

@@ -50,15 +50,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as nnf
 
-from dftnet import atomic
-from dftnet.config import SyntheticConfig
 from dftnet.data.aus import AU_INDEX, AU_MAX, AU_NAMES, N_AUS
-from dftnet.data.dataset import EvalPairs, FaceDataset
 
 RENDERER_VERSION = 1
 _TEX = 64  # side of the per-identity texture (skin noise, freckles); resampled to the render size
@@ -159,7 +155,7 @@ class Identity:
         return Identity(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
 
 
-def _stream(seed: int, tag: int) -> torch.Generator:
+def stream(seed: int, tag: int) -> torch.Generator:
     """A generator for one of the renderer's independent random streams of ``seed``.
 
     Streams: 0 train identities, 1 test identities, 2 expressions, 3 evaluation pairs. The
@@ -205,7 +201,7 @@ def sample_identities(n: int, seed: int, split: str = "train") -> Identity:
     """``n`` identities of ``split`` ("train" or "test"); the two splits use disjoint streams."""
     if split not in ("train", "test"):
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    g = _stream(seed, 0 if split == "train" else 1)
+    g = stream(seed, 0 if split == "train" else 1)
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, *shape, generator=g)
@@ -709,127 +705,3 @@ def render_uint8(identity: Identity, aus: torch.Tensor, size: int) -> torch.Tens
         idx = torch.arange(i, min(i + 256, len(identity)))
         out[idx] = render(identity.take(idx), aus[idx], size).mul_(255).round_().to(torch.uint8)
     return out
-
-
-# ---------------------------------------------------------------------------- dataset
-def _split(cfg: SyntheticConfig, split: str, n_identities: int, size: int, g: torch.Generator):
-    """One split: ids, person labels, AUs (rounded to 2 decimals before rendering), images."""
-    ident = sample_identities(n_identities, cfg.seed, split)
-    k = cfg.images_per_identity
-    aus = torch.round(sample_expressions(n_identities * k, g) * 100) / 100
-    person = torch.arange(n_identities).repeat_interleave(k)
-    images = render_uint8(ident.take(person), aus, size)
-    ids = [f"{split}_p{p:04d}_e{e:02d}" for p in range(n_identities) for e in range(k)]
-    people = [f"{split}_p{p:04d}" for p in range(n_identities) for _ in range(k)]
-    return ident, ids, people, aus, images
-
-
-def _pairs(cfg: SyntheticConfig, test_ident: Identity, test_aus: torch.Tensor, test_ids: list[str], size: int) -> EvalPairs:
-    """Evaluation edits: a test image, the AUs of another test person's image, and the true result.
-
-    With a single test identity there is no other person; the target AUs are then drawn
-    fresh (target id "").
-    """
-    g = _stream(cfg.seed, 3)
-    n_people, k, m = len(test_ident), cfg.images_per_identity, cfg.pairs_per_test_identity
-    person = torch.arange(n_people).repeat_interleave(m)
-    source = person * k + torch.randint(k, (len(person),), generator=g)
-    if n_people > 1:
-        # A uniform other person: shift by 1..n-1 so the target person is never the source's.
-        other = (person + 1 + torch.randint(n_people - 1, (len(person),), generator=g)) % n_people
-        target = other * k + torch.randint(k, (len(person),), generator=g)
-        target_aus, target_ids = test_aus[target], [test_ids[t] for t in target]
-    else:
-        target_aus = torch.round(sample_expressions(len(person), g) * 100) / 100
-        target_ids = [""] * len(person)
-    return EvalPairs(
-        pair_ids=[f"pair_{i:05d}" for i in range(len(person))],
-        source_ids=[test_ids[s] for s in source],
-        target_ids=target_ids,
-        target_aus=target_aus,
-        gt=render_uint8(test_ident.take(person), target_aus, size),
-    )
-
-
-def build_synthetic_dataset(cfg: SyntheticConfig, image_size: int) -> FaceDataset:
-    """The embedded default dataset: disjoint train and test people, and paired test edits.
-
-    Deterministic from ``cfg.seed``. AUs are rounded to 2 decimals before rendering, so the
-    stored values are exactly those rendered and survive a CSV round trip.
-    """
-    g = _stream(cfg.seed, 2)
-    _, tr_ids, tr_people, tr_aus, tr_img = _split(cfg, "train", cfg.n_train_identities, image_size, g)
-    te_ident, te_ids, te_people, te_aus, te_img = _split(cfg, "test", cfg.n_test_identities, image_size, g)
-    return FaceDataset(
-        ids=tr_ids + te_ids,
-        images=torch.cat([tr_img, te_img]),
-        aus=torch.cat([tr_aus, te_aus]),
-        train_ids=tr_ids,
-        test_ids=te_ids,
-        identities=tr_people + te_people,
-        pairs=_pairs(cfg, te_ident, te_aus, te_ids, image_size),
-        meta={"source": "synthetic", "seed": cfg.seed, "image_size": int(image_size),
-              "renderer_version": RENDERER_VERSION, "synthetic": dataclasses.asdict(cfg)},
-    )
-
-
-# ------------------------------------------------------------------------ contact sheet
-def write_contact_sheet(path, size: int = 128, n_identities: int = 3, steps=(0, 1.25, 2.5, 3.75, 5.0), seed: int = 0) -> None:
-    """A PNG to check the renderer at a glance: one row per AU, swept over ``steps``, per identity.
-
-    Columns are grouped by identity (test identities of ``seed``); each row is labelled with
-    the AU and its meaning. Written atomically (:mod:`dftnet.atomic`).
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    ident = sample_identities(n_identities, seed, "test")
-    n_steps, gap, label_w, head_h = len(steps), max(size // 8, 6), 12 * size // 8 + 60, 40
-    aus = torch.zeros(N_AUS, n_identities, n_steps, N_AUS)
-    for j in range(N_AUS):
-        aus[j, :, :, j] = torch.tensor(steps, dtype=torch.float32)
-    who = torch.arange(n_identities).view(1, -1, 1).expand(N_AUS, n_identities, n_steps).reshape(-1)
-    faces = render_uint8(ident.take(who), aus.reshape(-1, N_AUS), size).view(N_AUS, n_identities, n_steps, 3, size, size)
-
-    group_w = n_steps * size
-    width = label_w + n_identities * group_w + (n_identities - 1) * gap
-    sheet = Image.new("RGB", (width, head_h + N_AUS * size), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = _font(ImageFont, max(12, size // 8))
-    for p in range(n_identities):
-        x0 = label_w + p * (group_w + gap)
-        draw.text((x0 + 2, 2), f"identity {p} (test, seed {seed})", fill="black", font=font)
-        for k, v in enumerate(steps):
-            draw.text((x0 + k * size + 2, head_h // 2), f"{v:g}", fill="black", font=font)
-    for j, name in enumerate(AU_NAMES):
-        y0 = head_h + j * size
-        draw.text((4, y0 + size // 2 - 2 * font.size // 2), name, fill="black", font=font)
-        draw.text((4, y0 + size // 2), AU_MEANINGS[name], fill="black", font=font)
-        for p in range(n_identities):
-            row = faces[j, p].permute(2, 0, 3, 1).reshape(size, group_w, 3).numpy()
-            sheet.paste(Image.fromarray(row), (label_w + p * (group_w + gap), y0))
-    atomic.write_with(path, lambda tmp: sheet.save(tmp, format="PNG"))
-
-
-def _font(image_font, size: int):
-    try:
-        return image_font.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return image_font.load_default()
-
-
-def ground_truth_renderer(ds: FaceDataset) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
-    """For a synthetic dataset: (row index, target AUs 0-5) -> the true uint8 3 x H x W edit.
-
-    Rebuilds each person from the seed recorded in ``ds.meta``; None for real data.
-    """
-    if ds.meta.get("source") != "synthetic" or ds.identities is None:
-        return None
-    cfg = ds.meta["synthetic"]
-    people = {split: sample_identities(cfg[f"n_{split}_identities"], cfg["seed"], split) for split in ("train", "test")}
-
-    def render_row(row: int, target_aus: torch.Tensor) -> torch.Tensor:
-        split, person = ds.identities[row].rsplit("_p", 1)
-        who = people[split].take(torch.tensor([int(person)]))
-        return render_uint8(who, target_aus.float().view(1, N_AUS), ds.image_size)[0]
-
-    return render_row

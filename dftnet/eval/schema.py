@@ -12,7 +12,8 @@ Files, one per trained (variant, seed), ``eval/<variant>/seed<k>/metrics.json``:
      "protocol": {field: ...}}                      # PROTOCOL_FIELDS, plus "unavailable"
 
 Architecture metrics (inference time, FLOPs) are not per run: the ``timing`` stage measures
-each variant once, with its own repeats, in ``metrics/timing.json`` (:data:`TIMING`).
+each variant once, with its own repeats, in ``eval/timing.json`` (:func:`timing_metrics`);
+``metrics/timing.json`` holds only the reference's ratios to the baseline.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ RUN_METRICS: tuple[Metric, ...] = (
     *[x for m in _box for x in (m, _floor(m, f"{m.label}, source"))],
 )
 METRICS = {m.key: m for m in RUN_METRICS}
+# What ``dvc metrics show`` lists per variant (means over seeds, ``metrics/<variant>.json``);
+# everything else stays in the non-metric ``eval/<variant>/seed<k>/metrics.json``.
+HEADLINE = ("au_mae", "au_mae_source", "l1_gt", "l1_gt_source", "ssim_gt", "fid")
 PER_PAIR_KEYS = tuple(m.key for m in RUN_METRICS if m.per_pair)
 
 # Identity metrics mean something only where different people are further apart than dlib's
@@ -113,7 +117,7 @@ class TimingMetric:
 
 
 def timing_metrics(batch_sizes) -> tuple[TimingMetric, ...]:
-    """Columns of the architecture table, read from ``metrics/timing.json`` (lower is better)."""
+    """Columns of the architecture table, read from ``eval/timing.json`` (lower is better)."""
     return tuple([TimingMetric(f"ms_per_image_b{b}", f"ms/image, batch {b}", "{:.3f}") for b in batch_sizes]
                  + [TimingMetric("gflops_run", "GFLOPs/image, run size", "{:.3f}"),
                     TimingMetric("gflops_paper", "GFLOPs/image, paper size", "{:.2f}"),
