@@ -222,8 +222,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
-    """The base ``model``/``train`` sections with variant ``name``'s override merged in."""
+def _variant_override(params: Params, name: str) -> Mapping:
     if name not in params.variants:
         raise ConfigError(f"variants.{name}: unknown variant (known: {', '.join(params.variants)})")
     override = params.variants[name] or {}
@@ -233,7 +232,21 @@ def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
     extra = sorted(set(override) - {"model", "train"})
     if extra:
         raise ConfigError(f"{where}.{extra[0]}: unknown key (a variant overrides only model and train)")
-    model = from_mapping(ModelConfig, _deep_merge(dataclasses.asdict(params.model), override.get("model") or {}, where), f"{where}.model.")
+    return override
+
+
+def resolve_model(params: Params, name: str) -> ModelConfig:
+    """The base ``model`` section with variant ``name``'s model override merged in (the
+    architecture alone: what timing and FLOPs depend on)."""
+    override, where = _variant_override(params, name), f"variants.{name}"
+    return from_mapping(ModelConfig, _deep_merge(dataclasses.asdict(params.model), override.get("model") or {}, where),
+                        f"{where}.model.")
+
+
+def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
+    """The base ``model``/``train`` sections with variant ``name``'s override merged in."""
+    override, where = _variant_override(params, name), f"variants.{name}"
+    model = resolve_model(params, name)
     train = from_mapping(TrainConfig, _deep_merge(dataclasses.asdict(params.train), override.get("train") or {}, where), f"{where}.train.")
     return RunConfig(variant=name, seed=seed, image_size=params.data.image_size, model=model, train=train)
 

@@ -88,7 +88,7 @@ def test_dvc_repro_at_toy_size(toy_runs):
                 "learning_curves.png"):
         assert (tmp_path / "reports" / "figures" / fig).stat().st_size > 1000, fig
     metrics = json.loads((tmp_path / "metrics" / "dftnet.json").read_text())  # headline, means over seeds
-    assert metrics["n_seeds"] == 2 and metrics["au_mae"] == pytest.approx(results.query("variant == 'dftnet'")["au_mae"].mean())
+    assert metrics["au_mae"] == pytest.approx(results.query("variant == 'dftnet'")["au_mae"].mean())
     shown = subprocess.run([str(DVC), "metrics", "show"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert shown.returncode == 0 and len(shown.stdout) < 2000, shown.stdout  # compact: fits on a screen
     # Nothing to do the second time: every stage is up to date.

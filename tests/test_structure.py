@@ -156,6 +156,7 @@ def test_each_stage_declares_every_module_it_imports(name, stage, params):
 # the library calls it passes ``params`` to read from it.
 READS_OF_CALLS = {
     "resolve_variant": {"model", "train", "variants", "data.image_size"},
+    "resolve_model": {"model", "variants"},
     "dataset": {"data.root", "data.image_size"},
 }
 
