@@ -109,7 +109,10 @@ def cmd_run(args) -> None:
     jobs = [(n, v, s) for n in names for v in args.variants for s in args.seeds
             if v in recipes[n].get("variants", args.variants) and not (STUDY / "results" / f"{n}__{v}__seed{s}.json").exists()]
     print(f"{len(jobs)} runs to do", file=sys.stderr)
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+    from dftnet.stages import die_with_parent
+
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_one, recipes, n, v, s, args.params): (n, v, s) for n, v, s in jobs}
         for fut, job in futures.items():
             try:

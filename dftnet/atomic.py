@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,3 +36,81 @@ def write_with(path: str | Path, writer: Callable[[Path], object]) -> None:
     """``writer(tmp)`` writes the file (``torch.save``, ``fig.savefig``, ``df.to_csv`` ...), atomically."""
     with replacing(path) as tmp:
         writer(tmp)
+
+
+# ------------------------------------------------------------------- folders
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def temp_dir_beside(dest: str | Path, kind: str = "tmp") -> Path:
+    """A fresh hidden folder ``.<name>.<kind>-<pid>-<random>`` beside ``dest``. Such folders left
+    by processes that have died (killed mid-write) are removed first."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{dest.name}.{kind}-"
+    for stale in dest.parent.glob(prefix + "*"):
+        pid = stale.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=dest.parent, prefix=f"{prefix}{os.getpid()}-"))
+
+
+def swap_dir(tmp: Path, dest: Path) -> None:
+    """Rename folder ``tmp`` to ``dest``, replacing an existing ``dest`` (restored on failure)."""
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return
+    old = temp_dir_beside(dest, "old")
+    os.replace(dest, old / dest.name)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        os.replace(old / dest.name, dest)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged(dest: str | Path) -> Iterator[Path]:
+    """All-or-nothing outputs under folder ``dest``: write them under the yielded staging folder
+    (same relative paths); when the block succeeds every file is moved into ``dest`` (replacing
+    files of the same name, leaving others), when it fails nothing in ``dest`` has changed."""
+    dest = Path(dest)
+    tmp = temp_dir_beside(dest, "staging")
+    try:
+        yield tmp
+        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            target = dest / path.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``<folder>/.lock``, released when the process dies):
+    a second process writing into the same folder stops with one line instead of interleaving."""
+    import fcntl
+
+    from dftnet.errors import DataError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{folder}: another process is already {what} here; wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

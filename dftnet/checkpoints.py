@@ -14,28 +14,37 @@ import torch
 from torch import nn
 
 from dftnet.config import RunConfig, run_config_from_dict
-from dftnet.errors import DataError
+from dftnet import safeload
+from dftnet.errors import ConfigError, DataError
 from dftnet.generators import build_critic, build_generator
 
 CHECKPOINT = "checkpoint.pt"
 
 
+CONTENTS = ("config", "epoch", "step", "G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "rng_loop", "rng_torch")
+
+
 def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint without executing code (``weights_only=True``); one-line errors."""
+    """Load a checkpoint without executing code (:mod:`dftnet.safeload`); one-line errors."""
+    state = safeload.load_file(path, "checkpoint")
+    safeload.require(state, CONTENTS, path, "training checkpoint")
+    return state
+
+
+def run_config_of(ckpt: dict, path: Path) -> RunConfig:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: checkpoint not found") from None
-    except Exception as err:  # unpickling refusal, truncation, not a zip archive ...
-        raise DataError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
+        return run_config_from_dict(ckpt["config"])
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
+        raise DataError(f"{path}: the checkpoint's config is not valid ({err})") from None
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module, RunConfig]:
     """The trained generator and critic of a run folder, in eval mode, with their config."""
-    ckpt = read_checkpoint(Path(run_dir) / CHECKPOINT)
-    run = run_config_from_dict(ckpt["config"])
+    path = Path(run_dir) / CHECKPOINT
+    ckpt = read_checkpoint(path)
+    run = run_config_of(ckpt, path)
     G = build_generator(run.model, run.image_size)
     D = build_critic(run.model, run.image_size)
-    G.load_state_dict(ckpt["G"])
-    D.load_state_dict(ckpt["D"])
+    safeload.load_weights(G, ckpt["G"], path, "generator")
+    safeload.load_weights(D, ckpt["D"], path, "critic")
     return G.to(device).eval(), D.to(device).eval(), run

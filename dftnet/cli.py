@@ -6,6 +6,7 @@ Errors meant for people (:class:`dftnet.errors.BenchError`) print one line and e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,13 +14,37 @@ from typing import Callable, Sequence
 from dftnet.errors import BenchError
 
 
+def os_error_line(err: OSError) -> str:
+    """``<file>: <reason>`` for a failed file operation (disk full, permission, a folder under a file ...)."""
+    where = ": ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return f"{where}: {err.strerror or err}" if where else f"{err.strerror or err}"
+
+
 def guarded(fn: Callable[[], object]) -> int:
-    """Run ``fn``; a BenchError becomes one line on stderr and exit status 2."""
+    """Run ``fn``; whatever stops it becomes one line on stderr, never a traceback.
+
+    A BenchError (bad params, bad input, a diverged run) and a failed file operation (OSError:
+    disk full, permission, a path under a file) exit 2; Ctrl-C exits 130; anything else is a bug
+    of this suite, reported in one line with its type (exit 1; ``DFTNET_TRACEBACK=1`` shows it whole).
+    """
     try:
         fn()
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("DFTNET_TRACEBACK"):
+            raise
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        print(f"error: unexpected {type(err).__name__}: {first} (a bug: rerun with DFTNET_TRACEBACK=1 "
+              "and report it)", file=sys.stderr)
+        return 1
     return 0
 
 

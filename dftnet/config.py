@@ -13,6 +13,7 @@ result as strictly as the base.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,8 @@ def _check_scalar(value: Any, tp: Any, meta: Mapping[str, Any], key: str) -> Any
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if tp is float:
         value = float(value)
+        if not math.isfinite(value):  # .nan and .inf would pass every range check below
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{key}: expected one of {', '.join(meta['choices'])}, got {value!r}")
     if "min" in meta and value < meta["min"]:
@@ -258,19 +261,45 @@ def run_config_from_dict(d: Mapping) -> RunConfig:
                      train=from_mapping(TrainConfig, d["train"], "train."))
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps
+    the last value silently, so a duplicated key would quietly override the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise _DuplicateKey(None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; every variant is resolved once so a typo fails here."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_StrictLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the params file ({err})") from None
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
-        raise ConfigError(f"{path}: not valid YAML" + (f" (line {line + 1})" if line is not None else "")) from None
+        what = getattr(err, "problem", None) if isinstance(err, _DuplicateKey) else None
+        raise ConfigError(f"{path}: " + (what or "not valid YAML") + (f" (line {line + 1})" if line is not None else "")) from None
+    if raw is None:  # an empty file would silently run on the built-in defaults
+        raise ConfigError(f"{path}: the params file is empty")
     params = from_mapping(Params, raw)
     if not params.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in params.seeds):
         raise ConfigError(f"seeds: expected a non-empty list of integers >= 0, got {params.seeds!r}")
+    duplicates = sorted({s for s in params.seeds if params.seeds.count(s) > 1})
+    if duplicates:  # two runs would share one folder and count twice in every CI
+        raise ConfigError(f"seeds: seed {duplicates[0]} is listed twice in {params.seeds!r}")
     sizes = params.eval.timing_batch_sizes
     if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
         raise ConfigError(f"eval.timing_batch_sizes: expected a non-empty list of integers >= 1, got {sizes!r}")

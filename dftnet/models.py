@@ -113,10 +113,13 @@ def f(Phi: torch.Tensor, X_s: torch.Tensor) -> torch.Tensor:
     centres in normalised units (one pixel = 2 / W), sampled with ``align_corners=False`` to
     match that grid and ``padding_mode="border"`` so pixels pulled from outside the image
     repeat the edge instead of fading to black. Computed in float32 (grid coordinates in bf16
-    are off by up to a pixel at 128 px).
+    are off by up to a pixel at 128 px). A non-finite ``Phi`` (a diverged run) samples the
+    centre instead: grid_sample's CPU backward indexes memory with NaN coordinates and crashes
+    the process, while the trainer's finiteness check stops the run with a message.
     """
     _, _, h, w = X_s.shape
     grid = identity_grid(h, w, X_s.device) + Phi.float().permute(0, 2, 3, 1)
+    grid = torch.nan_to_num(grid, nan=0.0)  # finite values pass unchanged, gradients too
     return nnf.grid_sample(X_s.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

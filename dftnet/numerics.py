@@ -34,7 +34,18 @@ def record() -> dict:
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """CUDA where present, else CPU; an explicit name wins."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA where present, else CPU; an explicit name wins, if this machine has it."""
+    from dftnet.errors import ConfigError
+
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device: {name!r} is not a device (expected cpu, cuda or cuda:<index>)") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"--device: {name!r} is not available on this machine "
+                          f"({torch.cuda.device_count()} CUDA devices); use cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device: {name!r} is not supported (expected cpu or cuda)")
+    return device

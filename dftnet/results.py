@@ -171,5 +171,18 @@ def load_timing(path: Path | None) -> Timing | None:
     d = _read_json(Path(path), "timing JSON")
     if not isinstance(d.get("models"), dict):
         raise DataError(f"{path}: missing key 'models'")
+    for name, per_batch in d["models"].items():
+        if not isinstance(per_batch, dict) or not per_batch:
+            raise DataError(f"{path}: models.{name}: expected one entry per batch size")
+        for b, m in per_batch.items():
+            for key in ("ms_per_batch", "ms_per_image_median", "ms_per_image_iqr"):
+                if not isinstance(m, dict) or key not in m:
+                    raise DataError(f"{path}: models.{name}.{b}: missing key {key!r}")
+            if not isinstance(m["ms_per_batch"], list) or not all(isinstance(t, (int, float)) for t in m["ms_per_batch"]):
+                raise DataError(f"{path}: models.{name}.{b}.ms_per_batch: expected a list of numbers")
+    for name, sizes in (d.get("flops") or {}).items():
+        for size, f in (sizes or {}).items():
+            if not isinstance(f, dict) or not isinstance(f.get("gflops"), (int, float)):
+                raise DataError(f"{path}: flops.{name}.{size}: missing number 'gflops'")
     return Timing(Path(path), d["models"], dict(d.get("flops") or {}), dict(d.get("environment") or {}),
                   dict(d.get("protocol") or {}))

@@ -64,11 +64,10 @@ def prepare(params: Params) -> None:
 
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
                judge_path: Path | None) -> None:
+    from dftnet import numerics
     from dftnet.eval.judge import load_judge
     from dftnet.numerics import pick_device
     from dftnet.train import train
-
-    from dftnet import numerics
 
     numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     run = resolve_variant(params, variant, seed)
@@ -79,6 +78,21 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
         judge = load_judge(judge_path, pick_device(device))
     train(run, dataset(params), out, device, judge=judge)
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initialiser: the kernel kills this worker when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``), so a killed ``train`` stage (CI timeout, OOM killer, Ctrl-C) leaves no
+    orphan training on into the run folders."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the run-folder lock still stops a second writer
+        pass
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
 
 
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
@@ -114,7 +128,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path) for job in jobs]
             for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
@@ -143,18 +158,20 @@ def contact_sheet(params: Params, out: str | Path) -> None:
 def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Path = "metrics/judge.json") -> None:
     """Fit the independent AU judge: ``<out_dir>/judge.pt`` and its full quality report
     ``<out_dir>/report.json`` (per AU, per split); the headline figures go to ``metrics``."""
+    from dftnet import numerics
     from dftnet.eval.judge import save_judge, train_judge as fit
     from dftnet.numerics import pick_device
 
     ds = dataset(params)
-    from dftnet import numerics
-
     judge, report = fit(ds, params.judge, pick_device())
     seconds = report.pop("seconds")  # wall time: not a metric, it differs between identical runs
     report["numerics"] = numerics.record()
-    save_judge(Path(out_dir) / "judge.pt", judge, params.judge, ds.image_size)
-    write_json(Path(out_dir) / "report.json", report)
-    write_json(metrics, {f"{split}_mae": (report.get(split) or {}).get("mean_mae") for split in ("heldout", "test")})
+    metrics = Path(metrics)
+    with atomic.staged(out_dir) as judge_dir, atomic.staged(metrics.parent) as metrics_dir:  # all or nothing
+        save_judge(judge_dir / "judge.pt", judge, params.judge, ds.image_size)
+        write_json(judge_dir / "report.json", report)
+        write_json(metrics_dir / metrics.name,
+                   {f"{split}_mae": (report.get(split) or {}).get("mean_mae") for split in ("heldout", "test")})
     print(f"judge: trained in {seconds:.0f} s", file=sys.stderr)
 
 
@@ -200,44 +217,52 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
 def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs", judge_dir: str | Path = "judge",
                      eval_root: str | Path = "eval", metrics_root: str | Path = "metrics") -> None:
     """Every metric for each seed of ``variant``: ``eval/<variant>/seed<k>/metrics.json``, and
-    the headline metrics' means over seeds in ``metrics/<variant>.json`` for ``dvc metrics show``."""
-    from dftnet.eval.evaluate import evaluate_run
-    from dftnet.eval.schema import HEADLINE
-    from dftnet.eval.judge import load_judge
+    the headline metrics' means over seeds in ``metrics/<variant>.json`` for ``dvc metrics show``.
+    All or nothing: a failure in any seed leaves every earlier output as it was (:func:`atomic.staged`)."""
     from dftnet.checkpoints import load_trained
+    from dftnet.eval.evaluate import evaluate_run
+    from dftnet.eval.judge import load_judge
+    from dftnet.eval.schema import HEADLINE
     from dftnet.numerics import pick_device
 
     device = pick_device()
     ds = dataset(params)
     judge = load_judge(Path(judge_dir) / "judge.pt", device)
     summaries = []
-    for seed in params.seeds:
-        G, D, _ = load_trained(Path(runs_root) / variant / f"seed{seed}", device)
-        metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device)
-        metrics = {"variant": variant, "seed": seed, **metrics}
-        write_json(Path(eval_root) / variant / f"seed{seed}" / "metrics.json", metrics)
-        summaries.append(metrics["summary"])
-    headline = {}
-    for key in HEADLINE:
-        values = [s[key] for s in summaries if s.get(key) is not None]
-        headline[key] = sum(values) / len(values) if len(values) == len(summaries) else None
-    write_json(Path(metrics_root) / f"{variant}.json", headline)
+    with atomic.staged(Path(eval_root) / variant) as evals, atomic.staged(metrics_root) as metrics_dir:
+        for seed in params.seeds:
+            G, D, _ = load_trained(Path(runs_root) / variant / f"seed{seed}", device)
+            metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device)
+            metrics = {"variant": variant, "seed": seed, **metrics}
+            write_json(evals / f"seed{seed}" / "metrics.json", metrics)
+            summaries.append(metrics["summary"])
+        headline = {}
+        for key in HEADLINE:
+            values = [s[key] for s in summaries if s.get(key) is not None]
+            headline[key] = sum(values) / len(values) if len(values) == len(summaries) else None
+        write_json(metrics_dir / f"{variant}.json", headline)
 
 
 def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path = "eval",
            judge_dir: str | Path = "judge", out_dir: str | Path = "reports") -> None:
-    """Tables, claims and the paper's figure grids from the evaluated runs."""
+    """Tables, claims and the paper's figure grids from the evaluated runs. All or nothing:
+    everything is written to a staging folder and moved into ``out_dir`` only when all of it
+    succeeded, so a failure (a missing checkpoint, a bad metrics file) leaves the previous report."""
+    with atomic.staged(out_dir) as staging:
+        _report(params, Path(runs_root), Path(eval_root), Path(judge_dir), staging)
+
+
+def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, out_dir: Path) -> None:
     from dftnet import figures
+    from dftnet.checkpoints import load_trained
     from dftnet.claims import Bootstrap
     from dftnet.data.synth import REGIONS
     from dftnet.data.synth_dataset import ground_truth_renderer
     from dftnet.report import build_report
-    from dftnet.checkpoints import load_trained
 
-    runs_root, out_dir = Path(runs_root), Path(out_dir)
-    paths = [Path(eval_root) / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
+    paths = [eval_root / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
-    build_report(paths, Path(judge_dir) / "report.json", out_dir, Path(eval_root) / "timing.json", boot)
+    build_report(paths, judge_dir / "report.json", out_dir, eval_root / "timing.json", boot)
     ds = dataset(params)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}

@@ -18,6 +18,7 @@ there, and loss values are stacked on the device; the host reads them once per l
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet import atomic, csvlog, losses
+from dftnet import atomic, csvlog, losses, safeload
 from dftnet.config import LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
@@ -105,16 +106,22 @@ def save_checkpoint(state: TrainState, run: RunConfig, path: Path) -> None:
     atomic.write_with(path, lambda tmp: torch.save(payload, tmp))
 
 
-def restore(state: TrainState, ckpt: dict) -> None:
-    state.G.load_state_dict(ckpt["G"])
-    state.D.load_state_dict(ckpt["D"])
-    state.opt_G.load_state_dict(ckpt["opt_G"])
-    state.opt_D.load_state_dict(ckpt["opt_D"])
-    state.sched_G.load_state_dict(ckpt["sched_G"])
-    state.sched_D.load_state_dict(ckpt["sched_D"])
-    state.rng.set_state(ckpt["rng_loop"])
-    torch.set_rng_state(ckpt["rng_torch"])
-    state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
+def restore(state: TrainState, ckpt: dict, path: Path) -> None:
+    """Resume from ``ckpt`` (read from ``path``); a weight that does not fit or is not finite,
+    or optimiser state that does not load, stops with one line naming the file."""
+    safeload.load_weights(state.G, ckpt["G"], path, "generator")
+    safeload.load_weights(state.D, ckpt["D"], path, "critic")
+    try:
+        state.opt_G.load_state_dict(ckpt["opt_G"])
+        state.opt_D.load_state_dict(ckpt["opt_D"])
+        state.sched_G.load_state_dict(ckpt["sched_G"])
+        state.sched_D.load_state_dict(ckpt["sched_D"])
+        state.rng.set_state(ckpt["rng_loop"])
+        torch.set_rng_state(ckpt["rng_torch"])
+        state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise DataError(f"{path}: the checkpoint's training state does not load ({type(err).__name__}: {first})") from None
 
 
 # ---------------------------------------------------------------------- losses
@@ -191,27 +198,32 @@ class Log:
         self.path = path
         csvlog.restart(path, LOG_COLUMNS, keep_until_step)  # resume: drop rows past the checkpoint
         self.pending: dict[str, list[torch.Tensor]] = {}
+        self.steps: dict[str, list[int]] = {}  # the generator step each pending value belongs to
         self.t0, self.images = time.perf_counter(), 0
 
-    def add(self, terms: dict[str, torch.Tensor], images: int = 0) -> None:
+    def add(self, terms: dict[str, torch.Tensor], step: int, images: int = 0) -> None:
         for k, v in terms.items():
             self.pending.setdefault(k, []).append(v.detach().float())
+            self.steps.setdefault(k, []).append(step)
         self.images += images
 
     def flush(self, step: int, epoch: int, lr: float) -> dict:
         """Write one row (means since the last row); raise if any term went non-finite."""
         values = {k: torch.stack(v).cpu() for k, v in self.pending.items()}
+        first = []  # (generator step, term, value) of each term's first non-finite value
         for name, vals in values.items():
             bad = (~torch.isfinite(vals)).nonzero()
             if len(bad):
-                raise TrainingDiverged(f"loss {name} is {vals[bad[0, 0]].item()} within the {len(vals)} "
-                                       f"steps before generator step {step} (epoch {epoch}); "
-                                       f"last good checkpoint kept")
+                i = int(bad[0, 0])
+                first.append((self.steps[name][i], name, vals[i].item()))
+        if first:
+            at, name, value = min(first)
+            raise TrainingDiverged(f"training diverged: loss {name} is {value} at generator step {at} (epoch {epoch})")
         elapsed = time.perf_counter() - self.t0
         row = {"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(self.images / max(elapsed, 1e-9), 2)}
         row.update({k: float(v.mean()) for k, v in values.items()})
         csvlog.append(self.path, LOG_COLUMNS, row)
-        self.pending, self.t0, self.images = {}, time.perf_counter(), 0
+        self.pending, self.steps, self.t0, self.images = {}, {}, time.perf_counter(), 0
         return row
 
 
@@ -230,7 +242,24 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     curve; it is only read, never gives gradients or picks checkpoints).
     ``stop_after_epochs`` ends the process early (tests of resume); the run stays resumable.
     Returns the run summary also written to ``out_dir/train_summary.json``.
+
+    The folder is locked while training (a second writer stops with one line), and a run that
+    fails before its first checkpoint leaves no folder behind.
     """
+    out_dir = Path(out_dir)
+    with atomic.exclusive(out_dir, "training"):
+        fresh = not (out_dir / CHECKPOINT).exists()
+        try:
+            return _train(run, ds, out_dir, device, stop_after_epochs, judge)
+        except BaseException:
+            if fresh and not (out_dir / CHECKPOINT).exists():
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+
+
+def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, stop_after_epochs: int | None,
+           judge: nn.Module | None) -> dict:
+    """The loop of :func:`train`, inside its lock."""
     out_dir, dev, t = Path(out_dir), pick_device(device), run.train
     out_dir.mkdir(parents=True, exist_ok=True)
     if ds.image_size != run.image_size:
@@ -241,7 +270,7 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
         ckpt = read_checkpoint(ckpt_path)
         if ckpt["config"] != run.to_dict():
             raise DataError(f"{ckpt_path}: checkpoint was written with other params; delete the run folder to start over")
-        restore(state, ckpt)
+        restore(state, ckpt, ckpt_path)
     (out_dir / "config.json").write_text(json.dumps(run.to_dict(), indent=2))
     images = ds.images[ds.train_idx].to(dev)  # 2. the training split lives on the device
     aus = aus_to_model(ds.aus[ds.train_idx]).to(dev)
@@ -254,6 +283,17 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
         curve.point(state)
     autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
     start, t_start = state.epoch, time.perf_counter()
+    saved = {"epoch": state.epoch if ckpt_path.exists() else None}
+
+    def flush(epoch: int) -> dict:
+        """One log row; a non-finite loss stops the run here, naming the folder, step and term."""
+        try:
+            return log.flush(state.step, epoch, state.sched_G.get_last_lr()[0])
+        except TrainingDiverged as err:
+            kept = (f"the last good checkpoint (epoch {saved['epoch']}) is kept" if saved["epoch"] is not None
+                    else "no checkpoint was written")
+            raise TrainingDiverged(f"{out_dir}: {err}; {kept}") from None
+
     for epoch in range(state.epoch, t.epochs):
         perm = torch.randperm(images.shape[0], device=dev, generator=state.rng)
         for it in range(n_iter):
@@ -264,7 +304,7 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
             state.opt_D.zero_grad(set_to_none=True)
             weighted_total(d_terms, t.lambdas, t.batch_size).backward()
             state.opt_D.step()
-            log.add(d_terms, images=x.shape[0])
+            log.add(d_terms, state.step + 1, images=x.shape[0])
             if (epoch * n_iter + it + 1) % t.n_critic:  # global count: epochs may be short
                 continue
             with autocast:  # 4. generator step, every n_critic-th iteration
@@ -273,19 +313,20 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
             weighted_total(g_terms, t.lambdas, t.batch_size).backward()
             state.opt_G.step()
             state.step += 1
-            log.add(g_terms)
+            log.add(g_terms, state.step)
             if state.step % t.log_every == 0:  # 5. one host read per log row
-                print(progress_line(log.flush(state.step, epoch, state.sched_G.get_last_lr()[0]), t.epochs), file=sys.stderr)
+                print(progress_line(flush(epoch), t.epochs), file=sys.stderr)
             if curve and state.step % t.curve_every == 0:  # 6. the judge reads held-out edits
                 curve.point(state)
         state.epoch = epoch + 1
         checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs
         if checkpoint_now and log.pending:  # a non-finite term stops here, before the save
-            log.flush(state.step, epoch, state.sched_G.get_last_lr()[0])
+            flush(epoch)
         state.sched_G.step()
         state.sched_D.step()
         if checkpoint_now:  # 7. full state, atomically
             save_checkpoint(state, run, ckpt_path)
+            saved["epoch"] = state.epoch
         if stop_after_epochs is not None and state.epoch - start >= stop_after_epochs:
             return {}
     return write_summary(run, state, out_dir, images.shape[0] * (t.epochs - start), time.perf_counter() - t_start, dev)

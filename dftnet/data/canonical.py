@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -33,6 +31,7 @@ import torch
 from dftnet.data.aus import AU_NAMES, N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.errors import DataError
+from dftnet import atomic
 from dftnet.data.au_tables import (AuRow, au_columns, au_vector, check_id, check_known, check_splits, column, format_au,
                                    index_unique, plain_rows, read_csv, read_id_list)
 from dftnet.data.images import read_pngs, write_png
@@ -123,22 +122,6 @@ def _write_pairs(pairs: EvalPairs, tmp: Path) -> None:
             write_png(tmp / "gt" / f"{pid}.png", image)
 
 
-def _swap_into_place(tmp: Path, root: Path) -> None:
-    """Rename ``tmp`` to ``root``, replacing an existing dataset folder."""
-    if not root.exists():
-        os.replace(tmp, root)
-        return
-    old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old-"))
-    os.replace(root, old / root.name)
-    try:
-        os.replace(tmp, root)
-    except BaseException:
-        os.replace(old / root.name, root)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def save_dataset(ds: FaceDataset, root: str | Path) -> None:
     """Write ``ds`` in the canonical format at ``root``, atomically.
 
@@ -152,11 +135,10 @@ def save_dataset(ds: FaceDataset, root: str | Path) -> None:
     _check_dataset(ds)
     if root.exists() and not (root.is_dir() and (not any(root.iterdir()) or (root / "meta.json").is_file())):
         raise DataError(f"{root}: exists and is not a dataset folder (no meta.json); refusing to replace it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
+    tmp = atomic.temp_dir_beside(root)  # also removes the temporaries of killed runs
     try:
         _write_contents(ds, tmp)
-        _swap_into_place(tmp, root)
+        atomic.swap_dir(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

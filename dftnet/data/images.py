@@ -17,6 +17,9 @@ from dftnet.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 RESIZE_RULE = "centre-crop to square, then PIL bicubic with antialias (reducing_gap=None)"
+# Largest image decoded (width x height). Pillow only warns below twice its own limit (89 MP),
+# so a decompression bomb just under it would be decoded; faces need far fewer pixels.
+MAX_PIXELS = 40_000_000
 ALPHA_RULE = "transparent pixels composited over white"
 
 
@@ -39,13 +42,19 @@ def to_rgb(im: Image.Image, path: Path) -> Image.Image:
 
 
 def open_image(path: Path) -> Image.Image:
-    """Fully decoded image, upright per its EXIF orientation; one DataError if unreadable."""
+    """Fully decoded image, upright per its EXIF orientation; one DataError if unreadable or
+    larger than :data:`MAX_PIXELS` (checked from the header, before anything is decoded)."""
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise DataError(f"{path}: image is {im.width} x {im.height} px, more than the "
+                                f"{MAX_PIXELS:,} px this suite decodes (a face photo needs far fewer)")
             im.load()
             return ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise DataError(f"{path}: image not found") from None
+    except DataError:
+        raise
     except Exception as err:  # decoders of malformed files raise OSError, SyntaxError, struct.error...
         raise DataError(f"{path}: corrupt or truncated image ({type(err).__name__}: {err})") from None
 

@@ -23,12 +23,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from dftnet import atomic
+from dftnet import atomic, safeload
 from dftnet.blocks import eval_mode
 from dftnet.config import JudgeConfig, from_mapping
 from dftnet.data.aus import AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.dataset import FaceDataset
-from dftnet.errors import DataError
+from dftnet.errors import ConfigError, DataError, TrainingDiverged
 from dftnet.imageops import to_model
 
 JUDGE_FORMAT = 1
@@ -154,6 +154,9 @@ def train_judge(ds: FaceDataset, cfg: JudgeConfig, device: str | torch.device = 
             total += loss.detach() * len(b)
         sched.step()
         losses.append(float(total) / len(order))
+        if not math.isfinite(losses[-1]):  # a NaN judge would score every edit with garbage
+            raise TrainingDiverged(f"judge: training diverged: its loss is {losses[-1]} in epoch {len(losses) - 1} "
+                                   "(lower judge.lr)")
     judge.eval()
 
     def quality(idx: torch.Tensor) -> dict | None:
@@ -184,15 +187,14 @@ def save_judge(path: str | Path, judge: AUJudge, cfg: JudgeConfig, image_size: i
 def load_judge(path: str | Path, device: str | torch.device = "cpu") -> AUJudge:
     """The judge saved by :func:`save_judge`, in eval mode."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: judge checkpoint not found") from None
-    except Exception as err:  # a truncated or foreign file
-        raise DataError(f"{path}: not a judge checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(state, dict) or state.get("format") != JUDGE_FORMAT:
+    state = safeload.load_file(path, "judge checkpoint")
+    if state.get("format") != JUDGE_FORMAT:
         raise DataError(f"{path}: not a judge checkpoint of format {JUDGE_FORMAT}")
-    cfg = from_mapping(JudgeConfig, state["config"], "judge.")
-    judge = AUJudge(cfg.base_channels, state["image_size"])
-    judge.load_state_dict(state["state_dict"])
+    safeload.require(state, ("config", "image_size", "state_dict"), path, "judge checkpoint")
+    try:
+        cfg = from_mapping(JudgeConfig, state["config"], "judge.")
+        judge = AUJudge(cfg.base_channels, int(state["image_size"]))
+    except (ConfigError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: the judge checkpoint's config is not valid ({err})") from None
+    safeload.load_weights(judge, state["state_dict"], path, "judge")
     return judge.to(device).eval()
