@@ -66,7 +66,6 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                judge_path: Path | None) -> None:
     from dftnet import numerics
     from dftnet.eval.judge import load_judge
-    from dftnet.numerics import pick_device
     from dftnet.train import train
 
     numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
@@ -76,7 +75,7 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
         if not judge_path.exists():
             raise DataError(f"{judge_path}: the AU judge that draws the learning curve is missing; train it first "
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
-        judge = load_judge(judge_path, pick_device(device))
+        judge = load_judge(judge_path, numerics.pick_device(device))
     train(run, dataset(params), out, device, judge=judge)
 
 
