@@ -98,19 +98,25 @@ def stage_entry(script: Path) -> tuple[Path, set[str]]:
     return ROOT / "dftnet" / "stages.py", called
 
 
+def stage_functions(script: Path, skip: tuple[str, ...] = ()) -> tuple[Path, dict, set[str]]:
+    """(stages.py, its functions, the names of those the script calls, directly or through others)."""
+    stages_py, entry = stage_entry(script)
+    funcs = _module_functions(parsed(stages_py))
+    todo, seen = [e for e in entry if e not in skip], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in funcs:
+            continue
+        seen.add(name)
+        todo += _called_names(funcs[name]) & set(funcs)
+    return stages_py, funcs, seen
+
+
 def files_read_by(script: Path) -> set[Path]:
     """Every project file the stage's command can import: the script, the stage functions it
     calls in stages.py (and the stages.py functions those call), and everything they import,
     transitively."""
-    stages_py, entry = stage_entry(script)
-    funcs = _module_functions(parsed(stages_py))
-    todo, seen_fn = list(entry), set()
-    while todo:
-        name = todo.pop()
-        if name in seen_fn or name not in funcs:
-            continue
-        seen_fn.add(name)
-        todo += _called_names(funcs[name]) & set(funcs)
+    stages_py, funcs, seen_fn = stage_functions(script)
     top_level = ast.Module(body=[n for n in parsed(stages_py).body if not isinstance(n, ast.FunctionDef)], type_ignores=[])
     files = {script, stages_py}
     todo_files = list(imports_in(parsed(script)) | imports_in(top_level)
@@ -162,15 +168,7 @@ READS_OF_CALLS = {
 
 
 def params_read_by(script: Path) -> set[str]:
-    stages_py, entry = stage_entry(script)
-    funcs = _module_functions(parsed(stages_py))
-    todo, seen_fn = [e for e in entry if e != "load"], set()
-    while todo:
-        name = todo.pop()
-        if name in seen_fn or name not in funcs:
-            continue
-        seen_fn.add(name)
-        todo += _called_names(funcs[name]) & set(funcs)
+    _, funcs, seen_fn = stage_functions(script, skip=("load",))  # load() validates every key: not a use
     keys: set[str] = set()
     for fn in (funcs[f] for f in seen_fn):
         for node in ast.walk(fn):
