@@ -84,6 +84,14 @@ def load_run(path: Path) -> Run:
         raise DataError(f"{path}: summary lacks metric {missing[0]!r} (written by an older evaluate? run it again)")
     if N_KEY not in d["protocol"]:
         raise DataError(f"{path}: protocol lacks {N_KEY!r}")
+    for key in METRICS:
+        v = d["summary"][key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise DataError(f"{path}: summary.{key} is {v!r}, expected a number or null")
+    for key, values in (d.get("per_pair") or {}).items():
+        if values is not None and (not isinstance(values, list) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)):
+            raise DataError(f"{path}: per_pair.{key} is not a list of numbers")
     au = d.get("au") or {}
     return Run(path, str(d["variant"]), int(d["seed"]), d["summary"], dict(d.get("per_pair") or {}),
                dict(d.get("ci") or {}), _per_au_mae(au.get("edit")), _per_au_mae(au.get("source")),

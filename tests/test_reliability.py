@@ -4,6 +4,7 @@ wrong number; outputs all-or-nothing; no orphaned workers. One test group per cl
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 import re
@@ -326,3 +327,16 @@ def test_a_diverging_judge_stops_before_writing_anything(tmp_path, monkeypatch):
         stages.train_judge(params)
     assert not (tmp_path / "judge").exists() or not any((tmp_path / "judge").iterdir())
     assert not (tmp_path / "metrics" / "judge.json").exists()
+
+
+def test_a_metrics_file_with_a_non_number_names_the_file_and_key(tmp_path):
+    from dftnet.eval.schema import METRICS
+    from dftnet.report import build_report
+
+    path = tmp_path / "metrics.json"
+    summary = dict.fromkeys(METRICS)
+    summary["au_mae"] = "0.5"
+    path.write_text(json.dumps({"variant": "dftnet", "seed": 0, "summary": summary, "protocol": {"n_pairs": 3}}))
+    with pytest.raises(DataError, match=r"metrics.json: summary.au_mae is '0.5', expected a number or null"):
+        build_report([path], None, tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
