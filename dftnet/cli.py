@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs", help="runs root: <out>/<variant>/seed<k>/")
     t.add_argument("--device", default=None, help="cuda / cpu (default: cuda where present)")
     t.add_argument("--judge", default="judge", help="folder of the AU judge that draws the learning curve")
+    t.add_argument("--logs", default="logs", help="where the seed-mean logs go: <logs>/<variant>.csv")
     j = sub.add_parser("judge", help="train the independent AU judge")
     j.add_argument("--out", default="judge")
     e = sub.add_parser("evaluate", help="evaluate every seed of one variant")
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prepare":
             stages.prepare(params)
         elif args.command == "train":
-            stages.train_variant(params, args.variant, args.out, args.device, Path(args.judge) / "judge.pt")
+            stages.train_variant(params, args.variant, args.out, args.device, Path(args.judge) / "judge.pt", args.logs)
         elif args.command == "judge":
             stages.train_judge(params, args.out)
         elif args.command == "evaluate":

@@ -106,12 +106,13 @@ def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
 
 
 def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None,
-                  judge_path: str | Path | None = "judge/judge.pt") -> None:
+                  judge_path: str | Path | None = "judge/judge.pt", logs_root: str | Path = "logs") -> None:
     """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
     ``OMP_NUM_THREADS`` allows. Each run is seeded on its own and writes only its own folder.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
+    ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     """
     from dftnet.numerics import pick_device
 
@@ -132,9 +133,10 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
             futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path) for job in jobs]
             for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
-    write_mean_log(variant, Path(runs_root), params.seeds, Path("logs") / f"{variant}.csv")
+    logs_root = Path(logs_root)
+    write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}.csv")
     if all((Path(runs_root) / variant / f"seed{s}" / "curve.csv").exists() for s in params.seeds):
-        write_mean_log(variant, Path(runs_root), params.seeds, Path("logs") / f"{variant}_curve.csv", "curve.csv")
+        write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}_curve.csv", "curve.csv")
 
 
 def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path, name: str = "log.csv") -> None:
