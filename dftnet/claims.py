@@ -24,7 +24,7 @@ import numpy as np
 
 from dftnet.eval.schema import EYELID_AU, HIGHER, LOWER, METRICS
 from dftnet.eval.stats import bootstrap_median_difference, hierarchical_bootstrap
-from dftnet.results import Runs, Timing, display_name as _name
+from dftnet.results import Runs, Timing, display_name as _name, md_table
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE = "supported", "contradicted", "inconclusive", "not measurable here"
 SOURCE = "source unchanged"  # the "changed nothing" reference of the learning gate
@@ -202,7 +202,7 @@ def claim_artifacts(runs: Runs, boot: Bootstrap, reference: str = "dftnet", base
     """(2) Fewer artifacts. The verdict rests on FID alone; paired metrics are a labelled proxy only."""
     fid = gated(runs, "fid", reference, baseline, boot)
     proxies = [gated(runs, m, reference, baseline, boot) for m in ("ssim_gt", "l1_gt", "lpips_gt")]
-    proxy_verdict, proxy_why = combine(proxies)
+    proxy_verdict, _ = combine(proxies)
     extra = [f"proxy (not artifacts as such): {d.describe()}" for d in proxies]
     extra.append(f"proxy verdict: {proxy_verdict}")
     whose = ("the paper's (abstract and Figs. 3-4, qualitative: artifacts where components deform; the paper "
@@ -292,12 +292,6 @@ RULE = (
     "source's with a CI of the difference that excludes 0.")
 
 
-def _md_table(header: Sequence[str], rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def gate_table(runs: Runs, boot: Bootstrap) -> str:
     """Does each model edit? Its AU error against the unedited sources', with the CI of the difference."""
     rows = []
@@ -309,13 +303,13 @@ def gate_table(runs: Runs, boot: Bootstrap) -> str:
         rows.append([_name(v), f"{g.ref_mean:.3f}", f"{g.other_mean:.3f}",
                      f"{g.diff:+.3f} [{g.lo:+.3f}, {g.hi:+.3f}] ({g.n_seeds} seeds x {g.n_pairs} pairs)",
                      "**edits**" if g.status == SUPPORTED else "**did not learn to edit**: no verdict rests on it"])
-    return _md_table(["variant", "judge AU MAE, edit", "unedited source (floor)", "edit - floor [95% CI]", "gate"], rows)
+    return md_table(["variant", "judge AU MAE, edit", "unedited source (floor)", "edit - floor [95% CI]", "gate"], rows)
 
 
 def claims_table(claims: Sequence[Claim]) -> str:
     rows = [[c.id, c.text, c.whose, "<br>".join(c.evidence) or "see the rows below", f"**{c.verdict}**", c.why]
             for c in claims]
-    return _md_table(["#", "claim", "whose claim; what the paper showed", "measured evidence (95% CIs)", "verdict",
+    return md_table(["#", "claim", "whose claim; what the paper showed", "measured evidence (95% CIs)", "verdict",
                       "why"], rows)
 
 

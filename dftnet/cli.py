@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from dftnet.errors import BenchError
+from dftnet.errors import BenchError, first_line
 
 
 def os_error_line(err: OSError) -> str:
@@ -41,8 +41,7 @@ def guarded(fn: Callable[[], object]) -> int:
     except Exception as err:
         if os.environ.get("DFTNET_TRACEBACK"):
             raise
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        print(f"error: unexpected {type(err).__name__}: {first} (a bug: rerun with DFTNET_TRACEBACK=1 "
+        print(f"error: unexpected {type(err).__name__}: {first_line(err, 200)} (a bug: rerun with DFTNET_TRACEBACK=1 "
               "and report it)", file=sys.stderr)
         return 1
     return 0

@@ -15,3 +15,8 @@ class DataError(BenchError):
 
 class TrainingDiverged(BenchError):
     """A loss became NaN or inf; the message names the step and the term."""
+
+
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (library messages can run over several lines)."""
+    return (str(err).strip().splitlines() or [""])[0][:limit]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from dftnet.errors import ConfigError
+
 
 def pin(threads: int, deterministic: bool = True) -> None:
     """Fix this process's intra-op threads and, on a CPU-only process, deterministic kernels.
@@ -35,8 +37,6 @@ def record() -> dict:
 
 def pick_device(name: str | None = None) -> torch.device:
     """CUDA where present, else CPU; an explicit name wins, if this machine has it."""
-    from dftnet.errors import ConfigError
-
     if not name:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

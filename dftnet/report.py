@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import pandas as pd
 
@@ -32,7 +32,7 @@ from dftnet.data.aus import AU_NAMES
 from dftnet.errors import DataError
 from dftnet.eval.schema import IDENTITY_KEYS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
 from dftnet.eval.stats import mean_ci_over_seeds
-from dftnet.results import Runs, Timing, display_name as _name, load_run, load_timing, num as _num
+from dftnet.results import Runs, Timing, display_name as _name, load_run, load_timing, md_table, num as _num
 
 EYE_AUS = ("AU05", "AU07", "AU45")
 MOUTH_AUS = ("AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26")
@@ -110,12 +110,6 @@ def null_cell(reason: str) -> str:
     return "n/a (weights not found)" if "weight" in reason.lower() else "n/a"
 
 
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _header(c: Metric) -> str:
     arrow = {True: " ↑", False: " ↓", None: ""}[c.higher_is_better]
     return c.label + arrow
@@ -139,7 +133,7 @@ def identity_caveat(runs: Runs) -> str:
 
 def aggregate_tables(runs: Runs) -> str:
     """Markdown: per group of columns, one row per variant, ``mean ± half-width`` cells."""
-    out = []
+    out, caveat = [], identity_caveat(runs)
     for group in dict.fromkeys(c.group for c in RUN_METRICS):
         cols = [c for c in RUN_METRICS if c.group == group]
         rows = []
@@ -154,9 +148,9 @@ def aggregate_tables(runs: Runs) -> str:
                 else:
                     cells.append(f"{c.fmt.format(a.mean)} ± {c.fmt.format(a.half_width)}")
             rows.append(cells)
-        out.append(f"**{group}**\n\n" + _md_table(["variant", "seeds"] + [_header(c) for c in cols], rows))
-        if any(c.key in IDENTITY_KEYS for c in cols) and identity_caveat(runs):
-            out.append(identity_caveat(runs))
+        out.append(f"**{group}**\n\n" + md_table(["variant", "seeds"] + [_header(c) for c in cols], rows))
+        if caveat and any(c.key in IDENTITY_KEYS for c in cols):
+            out.append(caveat)
     return "\n\n".join(out)
 
 
@@ -167,7 +161,7 @@ def per_seed_tables(runs: Runs) -> str:
         rows = [[_name(r.variant), str(r.seed)]
                 + [null_cell(runs.reason(c.key)) if r.value(c.key) is None else c.fmt.format(r.value(c.key))
                    for c in cols] for r in runs.runs]
-        out.append(f"**{group}**\n\n" + _md_table(["variant", "seed"] + [_header(c) for c in cols], rows))
+        out.append(f"**{group}**\n\n" + md_table(["variant", "seed"] + [_header(c) for c in cols], rows))
     return "\n\n".join(out)
 
 
@@ -180,7 +174,7 @@ def per_au_table(runs: Runs, aus: Sequence[str] = EYE_AUS + MOUTH_AUS) -> str:
     rows.append(["*source unchanged*"] + [_fmt(mean([r.per_au_mae_source.get(a) for r in runs.runs]), "{:.3f}")
                                           for a in aus])
     header = ["variant"] + [f"{a} (eyes)" if a in EYE_AUS else f"{a} (mouth)" for a in aus]
-    return _md_table(header, rows)
+    return md_table(header, rows)
 
 
 def judge_section(judge: dict | None) -> str:
@@ -198,7 +192,7 @@ def judge_section(judge: dict | None) -> str:
     means = "; ".join(f"{k}: {_fmt(_num(judge[k].get('mean_mae')), '{:.3f}') or 'n/a'}" for k in splits)
     return ("An AU error is only as good as the judge that measures it: an AU whose judge MAE is close "
             "to its label sd (the error of always guessing the mean), or whose r is low, is not measured "
-            f"reliably. Mean MAE (AU intensity, 0-5) {means}.\n\n" + _md_table(header, rows))
+            f"reliably. Mean MAE (AU intensity, 0-5) {means}.\n\n" + md_table(header, rows))
 
 
 def n_pairs(runs: Runs) -> int | None:
@@ -230,7 +224,7 @@ def timing_table(timing: Timing | None, variants: Sequence[str]) -> str:
             f"after {prot.get('warmup')} warm-up passes, generators interleaved pass by pass, "
             f"{prot.get('mode')}, on {env.get('device_name')} ({env.get('threads')} threads). Median ms per image "
             f"(IQR). FLOPs: torch's FlopCounterMode, one image, 2 per multiply-add ({sizes}).\n\n"
-            + _md_table(["variant"] + [c.label + " ↓" if c.key.startswith(("ms_", "gflops")) else c.label for c in cols], rows))
+            + md_table(["variant"] + [c.label + " ↓" if c.key.startswith(("ms_", "gflops")) else c.label for c in cols], rows))
 
 
 def protocol_section(runs: Runs) -> str:

@@ -30,6 +30,13 @@ def num(v) -> float | None:
     return None if math.isnan(v) else v
 
 
+def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table; a ``|`` inside a cell is escaped."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _read_json(path: Path, what: str) -> dict:
     try:
         d = json.loads(Path(path).read_text())

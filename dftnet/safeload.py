@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet.errors import DataError
+from dftnet.errors import DataError, first_line
 
 
 def load_file(path: str | Path, what: str) -> dict:
@@ -28,8 +28,7 @@ def load_file(path: str | Path, what: str) -> dict:
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
     except Exception as err:  # refused unpickling, truncation, not a zip archive ...
-        first = (str(err).strip().splitlines() or [""])[0][:160]
-        raise DataError(f"{path}: not a loadable {what} ({type(err).__name__}: {first})") from None
+        raise DataError(f"{path}: not a loadable {what} ({type(err).__name__}: {first_line(err)})") from None
     if not isinstance(state, dict):
         raise DataError(f"{path}: not a {what} (holds a {type(state).__name__}, expected a mapping)")
     return state

@@ -31,7 +31,7 @@ from dftnet import atomic, csvlog, losses, safeload
 from dftnet.config import LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
-from dftnet.errors import DataError, TrainingDiverged
+from dftnet.errors import DataError, TrainingDiverged, first_line
 from dftnet.imageops import aus_to_model, to_model
 from dftnet.checkpoints import CHECKPOINT, read_checkpoint
 from dftnet.generators import build_critic, build_generator
@@ -120,8 +120,7 @@ def restore(state: TrainState, ckpt: dict, path: Path) -> None:
         torch.set_rng_state(ckpt["rng_torch"])
         state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        first = (str(err).strip().splitlines() or [""])[0][:160]
-        raise DataError(f"{path}: the checkpoint's training state does not load ({type(err).__name__}: {first})") from None
+        raise DataError(f"{path}: the checkpoint's training state does not load ({type(err).__name__}: {first_line(err)})") from None
 
 
 # ---------------------------------------------------------------------- losses

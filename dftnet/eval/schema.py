@@ -36,7 +36,6 @@ class Metric:
     per_pair: bool = False  # one value per test pair in metrics["per_pair"][key]: paired CIs possible
     needs: str = ""  # key in protocol["unavailable"] that explains a null ("fid", "lpips", "identity", "paired", "au")
     floor: str = ""  # key of this metric's "changed nothing" value (the unedited source), if it has one
-    is_floor: bool = False  # this metric *is* a "changed nothing" value
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -49,7 +48,8 @@ class Metric:
 
 
 def _floor(m: Metric, label: str) -> Metric:
-    return Metric(f"{m.key}_source", label, CONTEXT, m.unit, m.fmt, m.group, m.per_pair, m.needs, is_floor=True)
+    """The "changed nothing" value of ``m``: the same measure of the unedited source (context, not a score)."""
+    return Metric(f"{m.key}_source", label, CONTEXT, m.unit, m.fmt, m.group, m.per_pair, m.needs)
 
 
 _EDIT, _REAL, _GT, _BOX = "Expression edit", "Realism and identity", "Paired with ground truth", "Paired, eye and mouth boxes"
