@@ -9,7 +9,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test bench clean-runs
+.PHONY: repro test bench real clean-runs
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml Makefile
 
 repro: $(STAMP)
 	dvc repro
+
+# The whole benchmark on the real faces of ../shared (README, "Real faces"): reports/real/
+real: $(STAMP)
+	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q

@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--eval", default="eval")
     r.add_argument("--judge", default="judge")
     r.add_argument("--out", default="reports")
+    a = sub.add_parser("annotator", help="the MediaPipe AU proxies' validity on a prepared photos dataset")
+    a.add_argument("--out", default="reports/annotator.md")
+    a.add_argument("--metrics", default="metrics/annotator.json")
+    b = sub.add_parser("bench", help="the whole benchmark in one go, outside DVC (e.g. --params params-real.yaml)")
+    b.add_argument("--work", default="real", help="runs, judge, eval, metrics and logs go under this folder")
+    b.add_argument("--reports", default="reports/real", help="tables, claims and figures")
+    b.add_argument("--annotator-report", default="reports/annotator.md", help="the annotator's validity (photos)")
     c = sub.add_parser("contact-sheet", help="the synthetic faces' contact sheet")
     c.add_argument("--out", default="reports/synthetic_contact_sheet.png")
     return p
@@ -95,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages.timing(params, args.out, None)
         elif args.command == "report":
             stages.report(params, args.runs, args.eval, args.judge, args.out)
+        elif args.command == "annotator":
+            stages.annotator_report(params, args.out, args.metrics)
+        elif args.command == "bench":
+            stages.bench(params, args.work, args.reports, args.annotator_report)
         elif args.command == "contact-sheet":
             stages.contact_sheet(params, args.out)
 

@@ -52,12 +52,32 @@ class FolderConfig:
 
 
 @dataclass(frozen=True)
+class PhotosConfig:
+    images: str = _f("", "folder of raw photos (any size, colour or grey); a face is found, aligned and labelled in each")
+    labels: str = _f("", "optional CSV image,emotion (neutral faces set the annotator's zero); '' = none")
+    landmarker: str = _f("", "MediaPipe Face Landmarker bundle (.task with blendshapes)")
+    neutral_label: str = _f("neutral", "the emotion label of neutral faces in `labels`")
+    n_test: int = _f(120, "test people, one photo each: the evaluation's sources", min=2)
+    n_judge: int = _f(2000, "photos the AU judge trains on, of people no GAN sees (0 = the judge shares the "
+                      "GANs' training split)", min=0)
+    n_train: int = _f(0, "photos the GANs train on (0 = every photo left)", min=0)
+    max_per_identity: int = _f(10, "at most this many photos of one person in the judge and train splits", min=1)
+    pairs_per_test_image: int = _f(1, "evaluation edits per test photo (targets: other test photos' AUs)", min=1)
+    seed: int = _f(0, "seed of the splits and pairs", min=0)
+    workers: int = _f(2, "processes detecting faces (one Face Landmarker each)", min=1, max=256)
+    openface_images: str = _f("", "photos with OpenFace AUs, to check the annotator against ('' = no check)")
+    openface_aus: str = _f("", "their AU table (GANimation aus_openface.pkl, OpenFace CSV, or plain CSV)")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     root: str = _f("data/faces", "prepared dataset in the canonical on-disk format")
     image_size: int = _f(64, "square side in px at which every stage works", min=16, max=1024)
-    source: str = _f("synthetic", "synthetic: render the embedded default; folder: ingest your own", choices=("synthetic", "folder"))
+    source: str = _f("synthetic", "synthetic: render the embedded default; folder: your aligned crops and AU table; "
+                     "photos: raw photos, aligned and labelled with MediaPipe", choices=("synthetic", "folder", "photos"))
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     folder: FolderConfig = field(default_factory=FolderConfig)
+    photos: PhotosConfig = field(default_factory=PhotosConfig)
 
 
 # -------------------------------------------------------------------------- model

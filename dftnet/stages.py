@@ -49,17 +49,57 @@ def dataset(params: Params):
 
 
 def prepare(params: Params) -> None:
-    """Render the embedded synthetic dataset, or ingest the user's folder, into ``data.root``."""
+    """Render the embedded synthetic dataset, ingest the user's aligned crops and AU table, or
+    find, align and label the faces of a folder of raw photos, into ``data.root``."""
     from dftnet.data.canonical import save_dataset
-    from dftnet.data.ingest import ingest_folder
 
     if params.data.source == "synthetic":
         from dftnet.data.synth_dataset import build_synthetic_dataset
 
         ds = build_synthetic_dataset(params.data.synthetic, params.data.image_size)
+    elif params.data.source == "photos":
+        from dftnet.data.photos import ingest_photos
+
+        ds = ingest_photos(params.data.photos, params.data.image_size)
     else:
+        from dftnet.data.ingest import ingest_folder
+
         ds = ingest_folder(params.data.folder, params.data.image_size)
     save_dataset(ds, params.data.root)
+
+
+def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
+                     metrics: str | Path = "metrics/annotator.json") -> None:
+    """The MediaPipe AU proxies' validity on the prepared photos (:mod:`dftnet.validity`):
+    ``out`` (Markdown) and every number behind it in ``metrics``, written together or not at all."""
+    import platform
+
+    from dftnet import validity
+    from dftnet.data.photos import annotator_for
+
+    ds = dataset(params)
+    annotator = annotator_for(ds)
+    if annotator is None:
+        raise DataError(f"{params.data.root}: the annotator's validity needs a photos dataset (data.source: photos)")
+    photos = params.data.photos
+    try:
+        expr = validity.expression_validity(ds, photos.neutral_label, params.eval.bootstrap, params.eval.seed)
+        agreement = None
+        if photos.openface_images and photos.openface_aus:
+            read, ref, ids = validity.read_openface_sample(photos.openface_images, photos.openface_aus, annotator,
+                                                           ds.image_size)
+            agreement = validity.openface_agreement(read, ref, ids)
+    finally:
+        annotator.close()
+    dist = validity.distributions(ds, photos.neutral_label)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    text = validity.markdown(expr, dist, agreement, ds, machine)
+    payload = {"expressions": expr, "unvalidated": validity.unvalidated(expr), "distributions": dist,
+               "openface": agreement, "calibration": ds.meta.get("annotator")}
+    out, metrics = Path(out), Path(metrics)
+    with atomic.staged(metrics.parent) as m_dir, atomic.staged(out.parent) as o_dir:
+        write_json(m_dir / metrics.name, payload)
+        atomic.write_text(o_dir / out.name, text + "\n")
 
 
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
@@ -77,21 +117,6 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
         judge = load_judge(judge_path, numerics.pick_device(device))
     train(run, dataset(params), out, device, judge=judge)
-
-
-def die_with_parent(parent: int) -> None:
-    """Worker initialiser: the kernel kills this worker when its parent dies (Linux
-    ``PR_SET_PDEATHSIG``), so a killed ``train`` stage (CI timeout, OOM killer, Ctrl-C) leaves no
-    orphan training on into the run folders."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the run-folder lock still stops a second writer
-        pass
-    if os.getppid() != parent:  # the parent died before the call above
-        os._exit(1)
 
 
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
@@ -127,6 +152,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
+
+        from dftnet.procs import die_with_parent
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
@@ -220,20 +247,32 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
     """Every metric for each seed of ``variant``: ``eval/<variant>/seed<k>/metrics.json``, and
     the headline metrics' means over seeds in ``metrics/<variant>.json`` for ``dvc metrics show``.
     All or nothing: a failure in any seed leaves every earlier output as it was (:func:`atomic.staged`)."""
-    from dftnet.checkpoints import load_trained
-    from dftnet.eval.evaluate import evaluate_run
+    from dftnet.data.photos import annotator_for
     from dftnet.eval.judge import load_judge
-    from dftnet.eval.schema import HEADLINE
     from dftnet.numerics import pick_device
 
     device = pick_device()
     ds = dataset(params)
     judge = load_judge(Path(judge_dir) / "judge.pt", device)
+    annotator = annotator_for(ds)  # real photos: the MediaPipe AU proxies read every edit too
+    try:
+        _evaluate_seeds(params, variant, Path(runs_root), ds, judge, annotator, device, eval_root, metrics_root)
+    finally:
+        if annotator is not None:
+            annotator.close()
+
+
+def _evaluate_seeds(params: Params, variant: str, runs_root: Path, ds, judge, annotator, device, eval_root,
+                    metrics_root) -> None:
+    from dftnet.checkpoints import load_trained
+    from dftnet.eval.evaluate import evaluate_run
+    from dftnet.eval.schema import HEADLINE
+
     summaries = []
     with atomic.staged(Path(eval_root) / variant) as evals, atomic.staged(metrics_root) as metrics_dir:
         for seed in params.seeds:
-            G, D, _ = load_trained(Path(runs_root) / variant / f"seed{seed}", device)
-            metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device)
+            G, D, _ = load_trained(runs_root / variant / f"seed{seed}", device)
+            metrics, _ = evaluate_run(G, D, ds, judge, params.eval, device, annotator=annotator)
             metrics = {"variant": variant, "seed": seed, **metrics}
             write_json(evals / f"seed{seed}" / "metrics.json", metrics)
             summaries.append(metrics["summary"])
@@ -280,3 +319,31 @@ def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, o
     curves = {f"{v}/seed{s}": runs_root / v / f"seed{s}" / "curve.csv" for v in params.variants for s in params.seeds}
     if all(p.exists() for p in curves.values()):
         figures.learning_curves(curves, fig_dir / "learning_curves.png")
+
+
+def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None) -> None:
+    """The whole benchmark outside DVC, for a params file of its own (the real faces:
+    ``params-real.yaml``): prepare, the annotator's validity (photos), the judge, every variant
+    and seed, timing, evaluation, the report. Everything goes under ``work`` (runs, judge, eval,
+    metrics, logs) except the reports, under ``reports_dir``. Training resumes from checkpoints,
+    so a stopped bench picks up where it was by running the same command again."""
+    work, reports_dir = Path(work), Path(reports_dir)
+    step = lambda what: print(f"bench: {what}", file=sys.stderr)  # noqa: E731
+    step(f"prepare -> {params.data.root}")
+    prepare(params)
+    if params.data.source == "photos":
+        step(f"annotator validity -> {annotator_md or reports_dir / 'annotator.md'}")
+        annotator_report(params, annotator_md or reports_dir / "annotator.md", work / "metrics" / "annotator.json")
+    step("judge")
+    train_judge(params, work / "judge", work / "metrics" / "judge.json")
+    for variant in params.variants:
+        step(f"train {variant} (seeds {params.seeds})")
+        train_variant(params, variant, work / "runs", None, work / "judge" / "judge.pt", work / "logs")
+    step("timing")
+    timing(params, work / "eval" / "timing.json", work / "metrics" / "timing.json")
+    for variant in params.variants:
+        step(f"evaluate {variant}")
+        evaluate_variant(params, variant, work / "runs", work / "judge", work / "eval", work / "metrics")
+    step(f"report -> {reports_dir}")
+    report(params, work / "runs", work / "eval", work / "judge", reports_dir)
+

@@ -65,7 +65,7 @@ def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
     Epoch ``epochs - decay_epochs`` still runs at the full rate; the last one at 1/decay_epochs.
     """
     start = epochs - decay_epochs
-    return 1.0 if epoch < start else (epochs - epoch) / decay_epochs
+    return 1.0 if epoch < start or decay_epochs == 0 else (epochs - epoch) / decay_epochs
 
 
 def build_state(run: RunConfig, device: torch.device) -> TrainState:

@@ -8,7 +8,10 @@ synthetic and real data)::
       aus.csv              id,AU01,...,AU45 (OpenFace 0-5 scale, the order of AU_NAMES)
       train_ids.txt        one id per line
       test_ids.txt
+      judge_ids.txt        (optional) the AU judge's own split, disjoint from train and test
       identities.csv       (optional) id,identity
+      emotions.csv         (optional) id,emotion ("" where unlabelled)
+      skipped.csv          (optional) file,reason: input photos with no usable face
       pairs.csv            (optional) pair_id,source_id,target_id,AU01..AU45 (target AUs)
       gt/<pair_id>.png     (optional) ground truth of every pair
       meta.json            provenance (FaceDataset.meta) + "format_version": 1
@@ -64,6 +67,14 @@ def _check_dataset(ds: FaceDataset) -> None:
     both = set(ds.train_ids) & set(ds.test_ids)
     if both:
         raise DataError(f"dataset: id {sorted(both)[0]} is in both train_ids and test_ids")
+    if ds.judge_ids is not None:
+        unknown = [i for i in ds.judge_ids if i not in known]
+        shared = set(ds.judge_ids) & (set(ds.train_ids) | set(ds.test_ids))
+        if unknown or shared or len(set(ds.judge_ids)) != len(ds.judge_ids):
+            bad = (unknown or sorted(shared) or ["a duplicate"])[0]
+            raise DataError(f"dataset judge_ids: id {bad} is unknown, duplicated or also in train/test")
+    if ds.emotions is not None and len(ds.emotions) != n:
+        raise DataError(f"dataset emotions: {len(ds.emotions)} labels for {n} images")
     if ds.identities is not None and len(ds.identities) != n:
         raise DataError(f"dataset identities: {len(ds.identities)} labels for {n} images")
     if ds.pairs is not None:
@@ -102,6 +113,12 @@ def _write_contents(ds: FaceDataset, tmp: Path) -> None:
     (tmp / "test_ids.txt").write_text("".join(f"{i}\n" for i in ds.test_ids), encoding="utf-8")
     if ds.identities is not None:
         _write_rows(tmp / "identities.csv", ["id", "identity"], (list(r) for r in zip(ds.ids, map(str, ds.identities))))
+    if ds.judge_ids is not None:
+        (tmp / "judge_ids.txt").write_text("".join(f"{i}\n" for i in ds.judge_ids), encoding="utf-8")
+    if ds.emotions is not None:
+        _write_rows(tmp / "emotions.csv", ["id", "emotion"], (list(r) for r in zip(ds.ids, ds.emotions)))
+    if ds.skipped is not None:
+        _write_rows(tmp / "skipped.csv", ["file", "reason"], (list(r) for r in ds.skipped))
     if ds.pairs is not None:
         _write_pairs(ds.pairs, tmp)
     meta = {**ds.meta, "format_version": FORMAT_VERSION}
@@ -159,10 +176,11 @@ def _read_meta(root: Path) -> dict:
     return meta
 
 
-def _read_identities(path: Path, ids: list[str]) -> list[str]:
+def _read_per_id(path: Path, ids: list[str], name: str) -> list[str]:
+    """A two-column ``id,<name>`` file with one row per dataset id."""
     header, rows = read_csv(path)
     known = set(ids)
-    id_col, label_col = column(header, path, "id"), column(header, path, "identity")
+    id_col, label_col = column(header, path, "id"), column(header, path, name)
     labels: dict[str, str] = {}
     for line, fields in rows:
         id_ = fields[id_col]
@@ -173,7 +191,7 @@ def _read_identities(path: Path, ids: list[str]) -> list[str]:
         labels[id_] = fields[label_col]
     missing = [i for i in ids if i not in labels]
     if missing:
-        raise DataError(f"{path}: no identity for id {missing[0]}")
+        raise DataError(f"{path}: no {name} for id {missing[0]}")
     return [labels[i] for i in ids]
 
 
@@ -232,8 +250,20 @@ def load_dataset(root: str | Path) -> FaceDataset:
     check_known(train, root / "train_ids.txt", table, "row in aus.csv")
     check_known(test, root / "test_ids.txt", table, "row in aus.csv")
     check_splits(train, test, root / "test_ids.txt", root / "train_ids.txt")
-    identities = _read_identities(root / "identities.csv", ids) if (root / "identities.csv").exists() else None
+    identities = _read_per_id(root / "identities.csv", ids, "identity") if (root / "identities.csv").exists() else None
+    emotions = _read_per_id(root / "emotions.csv", ids, "emotion") if (root / "emotions.csv").exists() else None
+    judge = None
+    if (root / "judge_ids.txt").exists():
+        judge = read_id_list(root / "judge_ids.txt", normalise=False)
+        check_known(judge, root / "judge_ids.txt", table, "row in aus.csv")
+        check_splits(judge, train + test, root / "judge_ids.txt", root / "train_ids.txt and test_ids.txt")
+    skipped = None
+    if (root / "skipped.csv").exists():
+        header, rows = read_csv(root / "skipped.csv")
+        cols = [column(header, root / "skipped.csv", c) for c in ("file", "reason")]
+        skipped = [(f[cols[0]], f[cols[1]]) for _, f in rows]
     pairs = _read_pairs(root, table, images.shape[-1]) if (root / "pairs.csv").exists() else None
     return FaceDataset(ids=ids, images=images, aus=torch.from_numpy(np.stack([table[i].aus for i in ids])),
                        train_ids=[i for i, _ in train], test_ids=[i for i, _ in test],
-                       identities=identities, pairs=pairs, meta=meta)
+                       identities=identities, pairs=pairs, meta=meta,
+                       judge_ids=[i for i, _ in judge] if judge is not None else None, emotions=emotions, skipped=skipped)

@@ -43,6 +43,11 @@ class FaceDataset:
     identities: list[str] | None = None  # person label per image where known (synthetic data)
     pairs: EvalPairs | None = None
     meta: dict = field(default_factory=dict)  # provenance: source, seed, image size, format version
+    # Real photos only: the AU judge's own training images (never a GAN's), the emotion label
+    # per image ("" where none), and the photos prepare skipped with the reason.
+    judge_ids: list[str] | None = None
+    emotions: list[str] | None = None
+    skipped: list[tuple[str, str]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,3 +68,8 @@ class FaceDataset:
     @property
     def test_idx(self) -> torch.Tensor:
         return self.index(self.test_ids)
+
+    @property
+    def judge_idx(self) -> torch.Tensor:
+        """Rows the AU judge may fit on: its own split where there is one, else the training split."""
+        return self.index(self.judge_ids) if self.judge_ids else self.train_idx

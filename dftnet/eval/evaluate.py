@@ -9,6 +9,8 @@ Metrics (each None with its reason where its network or library is unavailable):
 - AU error: the independent judge's reading of the edit vs the target AUs (MAE, RMSE, per
   AU); beside it the same error for the unedited source (the "changed nothing" floor) and
   the critic D's own reading of the edit (not independent: the generator was trained on it).
+  On real photos also the MediaPipe AU proxies of the edit (the annotator that labelled the
+  dataset; never a source of gradients), with the share of edits it found a face in.
 - FID: edits vs the real test images (pytorch-fid, 2048-d pool3).
 - LPIPS: source vs edit; edit vs ground truth where there is one.
 - Identity: dlib embedding distance source vs edit, and source vs another person.
@@ -110,6 +112,21 @@ def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, targe
     return out
 
 
+def evaluate_annotator(annotator, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor) -> dict:
+    """The MediaPipe AU proxies (:mod:`dftnet.data.annotator`) read off the edits and the sources.
+
+    An image where MediaPipe finds no face reads the calibrated neutral face (all 0) and counts
+    in ``found``; the share found is reported beside the error (metric ``mp_found``).
+    """
+    if annotator is None:
+        return {"reason": "not a photos dataset: MediaPipe AU proxies are calibrated on real photos (data.source: photos)"}
+    read_edits, found = annotator.read(edits.numpy())
+    read_sources, found_src = annotator.read(sources.numpy())
+    return {"reason": None, "name": "MediaPipe AU proxies", "edit": au_errors(torch.from_numpy(read_edits), target),
+            "source": au_errors(torch.from_numpy(read_sources), target), "found": found.astype(float).tolist(),
+            "found_sources": float(found_src.mean())}
+
+
 def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tensor, seed: int) -> dict:
     """dlib distances; each distinct source is embedded once, its "other person" drawn among the other sources."""
     unique = list(dict.fromkeys(ds.pairs.source_ids))
@@ -125,9 +142,12 @@ def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tenso
     return out
 
 
-def _per_pair(au: dict, lp: dict, ident: dict, paired: dict, paired_source: dict | None) -> dict:
+def _per_pair(au: dict, mp: dict, lp: dict, ident: dict, paired: dict, paired_source: dict | None) -> dict:
     """``{schema key: one value per test pair, in pair order, or None}``."""
     pp: dict = dict.fromkeys(PER_PAIR_KEYS)
+    if mp["reason"] is None:
+        pp.update({"au_mae_mp": mp["edit"]["per_pair_mae"], "au_mae_mp_source": mp["source"]["per_pair_mae"],
+                   "mp_found": mp["found"]})
     if au["edit"] is not None:
         pp.update({"au_mae": au["edit"]["per_pair_mae"], "au_mae_source": au["source"]["per_pair_mae"],
                    f"au_mae_{EYELID_AU}": au["edit"]["per_pair_per_au"][EYELID_AU],
@@ -159,12 +179,14 @@ def _summary(au: dict, fid: dict, ident: dict, per_pair: dict) -> dict:
 
 
 def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: str | torch.device = "cpu",
-                 regions: dict | None = None, fid_model=None, lpips_model=None) -> tuple[dict, torch.Tensor]:
+                 regions: dict | None = None, fid_model=None, lpips_model=None,
+                 annotator=None) -> tuple[dict, torch.Tensor]:
     """Every metric for ``gen`` on ``ds.pairs``: ``(metrics, edits)``, metrics JSON-serialisable,
     edits uint8 P x 3 x H x W in pair order.
 
     regions: normalised eye/mouth boxes for the paired errors (default: the synthetic
-    renderer's). fid_model, lpips_model: networks the caller built, used instead of loading the
+    renderer's). annotator: the MediaPipe AU proxies of a photos dataset
+    (:func:`dftnet.data.photos.annotator_for`), or None. fid_model, lpips_model: networks the caller built, used instead of loading the
     pretrained weights (recorded in ``protocol.injected_networks``; the pipeline never injects).
     """
     if ds.pairs is None or len(ds.pairs) == 0:
@@ -174,6 +196,7 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     sources, edits = edit_pairs(gen, ds, cfg.batch_size, device)
     source_labels = ds.aus[ds.index(pairs.source_ids)]
     au = evaluate_au(judge, critic, sources, edits, pairs.target_aus.float(), source_labels, cfg.batch_size, device)
+    mp = evaluate_annotator(annotator, sources, edits, pairs.target_aus.float())
     fid = compute_fid(ds.images[ds.test_idx], edits, cfg.fid_weights, device, 50, fid_model)
     lp_sets = {"source_edit": (sources, edits)}
     if pairs.gt is not None:
@@ -186,11 +209,12 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     paired_source = compute_paired(sources, pairs.gt, regions) if pairs.gt is not None else None
     if paired_source is not None:
         paired["source_floor"] = paired_source["mean"]
-    per_pair = _per_pair(au, lp, ident, paired, paired_source)
+    per_pair = _per_pair(au, mp, lp, ident, paired, paired_source)
     summary = _summary(au, fid, ident, per_pair)
     # Each run's own 95% CI of each mean over its test pairs (the report's claims pair runs instead).
     ci = {k: bootstrap_ci(v, cfg.bootstrap, cfg.seed) for k, v in per_pair.items() if v}
-    unavailable = {k: v for k, v in {"au": au["reason"], "au_critic": au["critic_reason"], "fid": fid["reason"],
+    unavailable = {k: v for k, v in {"au": au["reason"], "au_critic": au["critic_reason"], "annotator": mp["reason"],
+                                     "fid": fid["reason"],
                                      "lpips": lp["reason"], "identity": ident.get("reason"),
                                      "paired": paired["reason"]}.items() if v}
     protocol = {
@@ -205,7 +229,7 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
         "unavailable": unavailable,
         "injected_networks": [k for k, m in (("fid", fid_model), ("lpips", lpips_model)) if m is not None],
     }
-    metrics = {"summary": summary, "ci": ci, "per_pair": per_pair, "au": au, "fid": fid, "lpips": lp,
+    metrics = {"summary": summary, "ci": ci, "per_pair": per_pair, "au": au, "annotator": mp, "fid": fid, "lpips": lp,
                "identity": ident, "paired": paired, "protocol": protocol}
     return _finite_or_none(metrics), edits
 

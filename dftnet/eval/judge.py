@@ -105,9 +105,10 @@ def judge_predict(judge: AUJudge, images_uint8: torch.Tensor, batch_size: int = 
 
 # ---------------------------------------------------------------------------- training
 def split_identities(ds: FaceDataset, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training rows split by person: (fit rows, held-out rows); every image of a held-out
-    identity is held out, so the judge is scored on faces it never saw."""
-    train_idx = ds.train_idx
+    """The judge's rows (:attr:`FaceDataset.judge_idx`: its own split on real photos, so that it
+    never shares images or labels with the GANs' critic) split by person: (fit rows, held-out
+    rows); every image of a held-out identity is held out, so the judge is scored on faces it never saw."""
+    train_idx = ds.judge_idx
     who = np.asarray(ds.identities if ds.identities is not None else ds.ids)[train_idx.numpy()]
     people = np.unique(who)
     n_val = int(round(val_fraction * len(people)))
@@ -119,7 +120,7 @@ def split_identities(ds: FaceDataset, val_fraction: float, seed: int) -> tuple[t
 
 
 def train_judge(ds: FaceDataset, cfg: JudgeConfig, device: str | torch.device = "cpu") -> tuple[AUJudge, dict]:
-    """Fit the judge on the training split minus ``val_fraction`` of its identities; report
+    """Fit the judge on its split (the training split, or ``judge_ids`` on real photos) minus ``val_fraction`` of its identities; report
     its quality on those held-out identities and on the test split. Seeded (``cfg.seed``)."""
     device = torch.device(device)
     torch.manual_seed(cfg.seed)

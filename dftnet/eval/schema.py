@@ -34,7 +34,7 @@ class Metric:
     fmt: str  # format of one number
     group: str  # the tables are split by group
     per_pair: bool = False  # one value per test pair in metrics["per_pair"][key]: paired CIs possible
-    needs: str = ""  # key in protocol["unavailable"] that explains a null ("fid", "lpips", "identity", "paired", "au")
+    needs: str = ""  # key in protocol["unavailable"] that explains a null ("fid", "lpips", "identity", "paired", "au", "annotator")
     floor: str = ""  # key of this metric's "changed nothing" value (the unedited source), if it has one
 
     @property
@@ -57,6 +57,8 @@ _AU = "AU intensity, 0-5"
 _au45 = Metric(f"au_mae_{EYELID_AU}", f"{EYELID_AU} MAE (judge)", LOWER, _AU, "{:.3f}", _EDIT, True, "au",
                f"au_mae_{EYELID_AU}_source")
 _au = Metric("au_mae", "AU MAE (judge)", LOWER, _AU, "{:.3f}", _EDIT, True, "au", "au_mae_source")
+# Real photos: the MediaPipe AU proxies the dataset was labelled with, read off each edit.
+_mp = Metric("au_mae_mp", "AU MAE (MediaPipe proxies)", LOWER, _AU, "{:.3f}", _EDIT, True, "annotator", "au_mae_mp_source")
 _gt = [Metric("l1_gt", "L1 to GT", LOWER, "[0,1] intensity", "{:.4f}", _GT, True, "paired", "l1_gt_source"),
        Metric("psnr_gt", "PSNR to GT", HIGHER, "dB", "{:.2f}", _GT, True, "paired", "psnr_gt_source"),
        Metric("ssim_gt", "SSIM to GT", HIGHER, "", "{:.4f}", _GT, True, "paired", "ssim_gt_source")]
@@ -68,6 +70,9 @@ RUN_METRICS: tuple[Metric, ...] = (
     _floor(_au, "AU MAE, unedited source"),
     Metric("au_rmse", "AU RMSE (judge)", LOWER, _AU, "{:.3f}", _EDIT, False, "au"),
     Metric("au_mae_critic", "AU MAE (critic)", LOWER, _AU, "{:.3f}", _EDIT, True, "au_critic"),
+    _mp,
+    _floor(_mp, "AU MAE (MediaPipe), unedited source"),
+    Metric("mp_found", "face found (MediaPipe)", CONTEXT, "share of edits", "{:.3f}", _EDIT, True, "annotator"),
     _au45,
     _floor(_au45, f"{EYELID_AU} MAE, unedited source"),
     Metric("fid", "FID", LOWER, "", "{:.2f}", _REAL, False, "fid"),
@@ -82,7 +87,7 @@ RUN_METRICS: tuple[Metric, ...] = (
 METRICS = {m.key: m for m in RUN_METRICS}
 # What ``dvc metrics show`` lists per variant (means over seeds, ``metrics/<variant>.json``);
 # everything else stays in the non-metric ``eval/<variant>/seed<k>/metrics.json``.
-HEADLINE = ("au_mae", "au_mae_source", "l1_gt", "l1_gt_source", "ssim_gt", "fid")
+HEADLINE = ("au_mae", "au_mae_source", "au_mae_mp", "au_mae_mp_source", "l1_gt", "l1_gt_source", "ssim_gt", "fid")
 PER_PAIR_KEYS = tuple(m.key for m in RUN_METRICS if m.per_pair)
 
 # Identity metrics mean something only where different people are further apart than dlib's

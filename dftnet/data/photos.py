@@ -1,0 +1,202 @@
+"""A folder of raw photos in, the canonical dataset out: faces found, aligned, labelled.
+
+Each photo (any size, colour or grey, any format PIL reads) goes through
+:func:`dftnet.data.faces.find_face` (the detection cascade), :func:`dftnet.data.faces.align`
+(the crop at ``image_size``), then the annotator reads the *crop*, the very kind of image it
+reads at evaluation, and its cues are calibrated on the whole set
+(:class:`dftnet.data.annotator.Calibration`). Photos without a usable face are skipped and
+listed with the reason in ``skipped.csv``; the stage fails only when too few remain.
+
+Splits are by person (the id up to a trailing ``_<digits>``, LFW's naming): ``test`` holds one
+photo of each of ``n_test`` people, ``judge`` the photos the AU judge trains on (never seen by
+a GAN), ``train`` the GANs' photos. At most ``max_per_identity`` photos of one person go to
+judge and train, so a few much-photographed people do not dominate.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dftnet.config import PhotosConfig
+from dftnet.data.annotator import Annotator, Calibration, read_cues
+from dftnet.data.au_tables import column, read_csv
+from dftnet.data.dataset import FaceDataset
+from dftnet.data.faces import ALIGN_RULE, CASCADE, Landmarker, align, check_bundle, find_face
+from dftnet.data.images import IMAGE_EXTS, open_image, to_rgb
+from dftnet.data.ingest import make_pairs
+from dftnet.errors import DataError
+
+_worker: Landmarker | None = None
+MIN_FACES = 4  # a train, a judge and two test photos at the very least
+
+
+def identity_of(id_: str) -> str:
+    """The person of an image id: the id without a trailing ``_<digits>`` (``Ann_Lee_0002`` -> ``Ann_Lee``)."""
+    m = re.fullmatch(r"(.+?)_\d+", id_)
+    return m.group(1) if m else id_
+
+
+def _init_worker(bundle: str) -> None:
+    global _worker
+    _worker = Landmarker(bundle)
+
+
+def prepare_photo(path: Path, size: int, landmarker: Landmarker | None = None) -> tuple:
+    """``("ok", crop H x W x 3 uint8, raw cues, cascade step)`` or ``("skip", reason)``."""
+    from dftnet.errors import BenchError
+
+    lm = landmarker or _worker
+    try:
+        rgb = np.asarray(to_rgb(open_image(path), path))
+    except BenchError as err:
+        return ("skip", "unreadable: " + str(err).removeprefix(f"{path}: "))
+    face, why = find_face(lm, rgb)
+    if face is None:
+        return ("skip", why)
+    crop = align(rgb, face, size)
+    on_crop, why = find_face(lm, crop)
+    if on_crop is None:
+        return ("skip", f"face lost in the aligned crop ({why})")
+    return ("ok", crop, read_cues(on_crop), face.step)
+
+
+def _photo_files(folder: Path) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: photos folder not found (data.photos.images)")
+    files: dict[str, Path] = {}
+    skipped = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        if path.suffix.lower() not in IMAGE_EXTS:
+            skipped.append((path.name, f"not an image extension ({', '.join(IMAGE_EXTS)})"))
+        elif path.stem in files:
+            skipped.append((path.name, f"duplicate id {path.stem} (also {files[path.stem].name})"))
+        else:
+            files[path.stem] = path
+    return files, skipped
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """``image,emotion`` -> {id: emotion}; ids are image stems, blank emotions left out."""
+    header, rows = read_csv(path)
+    cols = [column(header, path, name) for name in ("image", "emotion")]
+    return {Path(f[cols[0]]).stem: f[cols[1]].lower() for _, f in rows if f[cols[1]]}
+
+
+def _detect_all(files: list[Path], cfg: PhotosConfig, size: int) -> list[tuple]:
+    from tqdm import tqdm
+
+    bar = dict(total=len(files), desc="prepare: faces", unit="photo", file=sys.stderr, mininterval=2.0)
+    if cfg.workers <= 1:
+        lm = Landmarker(cfg.landmarker)
+        try:
+            return [prepare_photo(p, size, lm) for p in tqdm(files, **bar)]
+        finally:
+            lm.close()
+    import multiprocessing as mp
+    import os
+
+    with mp.get_context("spawn").Pool(cfg.workers, initializer=_init_pool, initargs=(os.getpid(), cfg.landmarker)) as pool:
+        return list(tqdm(pool.imap(_prepare_in_worker, [(p, size) for p in files], chunksize=16), **bar))
+
+
+def _init_pool(parent: int, bundle: str) -> None:
+    from dftnet.procs import die_with_parent
+
+    die_with_parent(parent)
+    _init_worker(bundle)
+
+
+def _prepare_in_worker(job: tuple[Path, int]) -> tuple:
+    return prepare_photo(*job)
+
+
+def _split(ids: list[str], cfg: PhotosConfig) -> tuple[list[str], list[str], list[str]]:
+    """(train, judge, test) ids, disjoint by person, seeded."""
+    people: dict[str, list[str]] = {}
+    for id_ in ids:
+        people.setdefault(identity_of(id_), []).append(id_)
+    rng = np.random.default_rng(cfg.seed)
+    order = [sorted(people)[i] for i in rng.permutation(len(people))]
+    if len(order) < cfg.n_test + 2:
+        raise DataError(f"data.photos.n_test: {cfg.n_test} test people asked, but only {len(order)} people "
+                        "have a usable face (the GANs and the judge need some too)")
+    test = [people[p][int(rng.integers(len(people[p])))] for p in order[:cfg.n_test]]
+    judge: list[str] = []
+    train: list[str] = []
+    for person in order[cfg.n_test:]:
+        photos = people[person][:cfg.max_per_identity]
+        if len(judge) < cfg.n_judge:
+            judge += photos
+        elif cfg.n_train == 0 or len(train) < cfg.n_train:
+            train += photos
+    if not train:
+        raise DataError(f"data.photos: no photos left for the GANs' training split after {len(test)} test and "
+                        f"{len(judge)} judge photos; lower n_test or n_judge")
+    return train, judge, test
+
+
+def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
+    """The canonical dataset from a folder of raw photos (module docstring).
+
+    ``aus`` are the MediaPipe AU proxies of each aligned crop, calibrated on every usable face
+    of the folder (neutral faces per ``cfg.labels`` set the zero); the calibration is stored in
+    ``meta["annotator"]`` so that the evaluation reads edits with the very same mapping.
+    """
+    import PIL
+
+    import mediapipe
+
+    check_bundle(cfg.landmarker)
+    files, skipped = _photo_files(Path(cfg.images))
+    labels = read_labels(Path(cfg.labels)) if cfg.labels else {}
+    n_files = len(files) + len(skipped)
+    results = _detect_all(list(files.values()), cfg, image_size)
+    ids, crops, cues, steps = [], [], [], {s: 0 for s in CASCADE}
+    for id_, res in zip(files, results):
+        if res[0] == "skip":
+            skipped.append((files[id_].name, res[1]))
+            continue
+        ids.append(id_)
+        crops.append(res[1])
+        cues.append(res[2])
+        steps[res[3]] += 1
+    skipped.sort()
+    print(f"prepare: {len(ids)} faces from {n_files} files; {len(skipped)} skipped "
+          f"(listed with reasons in skipped.csv)", file=sys.stderr)
+    if len(ids) < MIN_FACES:
+        first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise DataError(f"{cfg.images}: only {len(ids)} usable faces in {n_files} files{first}")
+    raw = np.stack(cues)
+    emotions = [labels.get(i, "") for i in ids]
+    neutral = np.array([e == cfg.neutral_label for e in emotions])
+    cal = Calibration.fit(raw, neutral)
+    aus = torch.from_numpy(cal.aus(raw).astype(np.float32))
+    train, judge, test = _split(ids, cfg)
+    pos = {i: n for n, i in enumerate(ids)}
+    pairs = make_pairs(test, aus[[pos[i] for i in test]], cfg.pairs_per_test_image, cfg.seed)
+    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    meta = {"source": "photos", "images": cfg.images, "labels": cfg.labels, "landmarker": cfg.landmarker,
+            "image_size": image_size, "align": ALIGN_RULE, "cascade": list(CASCADE), "found_by_step": steps,
+            "n_files": n_files,
+            "n_faces": len(ids), "n_skipped": len(skipped), "seed": cfg.seed, "n_test": cfg.n_test,
+            "n_judge": len(judge), "n_train": len(train), "max_per_identity": cfg.max_per_identity,
+            "pairs_per_test_image": cfg.pairs_per_test_image, "annotator": cal.to_dict(),
+            "mediapipe": mediapipe.__version__, "pillow": PIL.__version__}
+    return FaceDataset(ids=ids, images=images, aus=aus, train_ids=train, test_ids=test,
+                       identities=[identity_of(i) for i in ids], pairs=pairs, meta=meta, judge_ids=judge or None,
+                       emotions=emotions if labels else None, skipped=skipped)
+
+
+def annotator_for(ds: FaceDataset, landmarker: str | None = None) -> Annotator | None:
+    """The annotator a photos dataset was labelled with (its stored calibration), else None."""
+    if ds.meta.get("source") != "photos":
+        return None
+    cal = Calibration.from_dict(ds.meta.get("annotator"), "dataset meta.json")
+    return Annotator(landmarker or ds.meta["landmarker"], cal)
