@@ -123,10 +123,25 @@ def paired_difference(runs: Runs, metric: str, reference: str, other: str, boot:
                       n_seeds=h["n_seeds"], n_pairs=min(h["n_pairs"]), reason="; ".join(notes), **base)
 
 
+# The AU reading behind the gate and the ablation claims: the trained judge, except on real
+# photos, where the evaluation's reading is the MediaPipe AU proxies that labelled the data
+# (a fixed network, never trained on these images; the judge is reported beside it).
+AU_READERS = (("au_mae_mp", "MediaPipe AU proxy"), ("au_mae", "judge"))
+
+
+def au_reader(runs: Runs) -> tuple[str, str]:
+    """(metric key, name) of the AU reading the gate uses for these runs (:data:`AU_READERS`)."""
+    for key, name in AU_READERS:
+        if any(r.value(key) is not None for r in runs.runs):
+            return key, name
+    return AU_READERS[-1]
+
+
 def edits(runs: Runs, variant: str, boot: Bootstrap = Bootstrap()) -> Difference:
-    """The learning gate: the judge's AU error of ``variant``'s edits minus that of the unedited
-    sources (toward the same targets). The model edits when this CI lies below 0 (*supported*)."""
-    return paired_difference(runs, "au_mae", variant, SOURCE, boot, floor_of="au_mae_source")
+    """The learning gate: the AU error (:func:`au_reader`) of ``variant``'s edits minus that of the
+    unedited sources (toward the same targets). The model edits when this CI lies below 0 (*supported*)."""
+    key, _ = au_reader(runs)
+    return paired_difference(runs, key, variant, SOURCE, boot, floor_of=f"{key}_source")
 
 
 def not_learned(runs: Runs, variant: str, boot: Bootstrap = Bootstrap()) -> str | None:
@@ -136,7 +151,7 @@ def not_learned(runs: Runs, variant: str, boot: Bootstrap = Bootstrap()) -> str 
         return None
     if g.status == NOT_MEASURABLE:
         return f"{_name(variant)}'s learning cannot be checked ({g.reason})"
-    return (f"{_name(variant)} did not learn to edit (judge AU error {g.ref_mean:.3f} vs floor {g.other_mean:.3f}, "
+    return (f"{_name(variant)} did not learn to edit ({au_reader(runs)[1]} AU error {g.ref_mean:.3f} vs floor {g.other_mean:.3f}, "
             f"difference CI [{g.lo:.3f}, {g.hi:.3f}] does not lie below 0)")
 
 
@@ -261,8 +276,9 @@ def claim_ablations(runs: Runs, boot: Bootstrap, reference: str = "dftnet", base
     """
     whose = "this suite's, not the paper's (the paper reports no ablation numbers)"
     ablations = [v for v in runs.variants() if v not in (reference, baseline)]
+    metrics = [au_reader(runs)[0] if m == "au_mae" else m for m in ABLATION_METRICS]
     per = [_claim(f"4.{i + 1}", f"ablation `{v}` is worse than {_name(reference)}", whose,
-                  [gated(runs, m, reference, v, boot) for m in ABLATION_METRICS])
+                  [gated(runs, m, reference, v, boot) for m in metrics])
            for i, v in enumerate(ablations)]
     if not per:
         return [Claim("4", "each ablation hurts", whose, NOT_MEASURABLE, "no ablation variant in the metric files", ())]
@@ -288,8 +304,9 @@ RULE = (
     "on the side the claim predicts, **contradicts** it when the CI excludes 0 on the other side, and is "
     "**inconclusive** when the CI contains 0; a claim on several metrics is supported (contradicted) only when "
     "every measurable metric supports (contradicts) it. A claim is **not measurable here** when its metric is "
-    "unavailable, or when a compared model did not learn to edit: its judge AU error is not below the unedited "
-    "source's with a CI of the difference that excludes 0.")
+    "unavailable, or when a compared model did not learn to edit: its AU error is not below the unedited "
+    "source's with a CI of the difference that excludes 0 (the AU error as the judge reads it; on real photos, "
+    "as the MediaPipe AU proxies that labelled the data read it).")
 
 
 def gate_table(runs: Runs, boot: Bootstrap) -> str:
@@ -303,7 +320,8 @@ def gate_table(runs: Runs, boot: Bootstrap) -> str:
         rows.append([_name(v), f"{g.ref_mean:.3f}", f"{g.other_mean:.3f}",
                      f"{g.diff:+.3f} [{g.lo:+.3f}, {g.hi:+.3f}] ({g.n_seeds} seeds x {g.n_pairs} pairs)",
                      "**edits**" if g.status == SUPPORTED else "**did not learn to edit**: no verdict rests on it"])
-    return md_table(["variant", "judge AU MAE, edit", "unedited source (floor)", "edit - floor [95% CI]", "gate"], rows)
+    reader = au_reader(runs)[1]
+    return md_table(["variant", f"{reader} AU MAE, edit", "unedited source (floor)", "edit - floor [95% CI]", "gate"], rows)
 
 
 def claims_table(claims: Sequence[Claim]) -> str:
