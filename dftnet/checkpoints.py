@@ -48,3 +48,16 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
     safeload.load_weights(G, ckpt["G"], path, "generator")
     safeload.load_weights(D, ckpt["D"], path, "critic")
     return G.to(device).eval(), D.to(device).eval(), run
+
+
+def require_finished(run_dir: str | Path) -> None:
+    """One DataError unless ``run_dir`` holds the checkpoint of a run that trained every epoch."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise DataError(f"{run_dir}: no {CHECKPOINT}; is this a run folder (runs/<variant>/seed<k>)?")
+    ckpt = read_checkpoint(path)
+    run = run_config_of(ckpt, path)
+    if int(ckpt["epoch"]) < run.train.epochs:
+        raise DataError(f"{path}: training not finished (epoch {int(ckpt['epoch'])} of {run.train.epochs}); "
+                        "resume it with dftnet train first")
+

@@ -79,9 +79,36 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--work", default="real", help="runs, judge, eval, metrics and logs go under this folder")
     b.add_argument("--reports", default="reports/real", help="tables, claims and figures")
     b.add_argument("--annotator-report", default="reports/annotator.md", help="the annotator's validity (photos)")
+    ed = sub.add_parser("edit", help="edit your own photos with a trained run (pasted back into the photo)")
+    ed.add_argument("photos", nargs="+", help="photo files or folders of photos")
+    ed.add_argument("--run", required=True, help="a trained run folder, runs/<variant>/seed<k>")
+    goal = ed.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--aus", help="target AUs, e.g. AU12=3,AU06=2 (0-5; unnamed AUs keep the source's reading)")
+    goal.add_argument("--expression", help="happiness, sadness, surprise, fear, anger, disgust or contempt")
+    goal.add_argument("--like", help="another photo whose AUs are the target")
+    ed.add_argument("--strength", type=float, default=3.0, help="intensity of --expression's AUs (0-5, default 3)")
+    ed.add_argument("--steps", type=int, default=1, help="frames of the interpolation from the source's AUs (strip)")
+    ed.add_argument("--gif", action="store_true", help="with --steps: an animated GIF too")
+    ed.add_argument("--crop", action="store_true", help="write the aligned crops instead of pasting back")
+    ed.add_argument("--face", default=None, help="with several faces: largest, or N (1 = leftmost)")
+    ed.add_argument("--out", default="edits", help="output folder (default: edits)")
+    ed.add_argument("--device", default=None, help="cuda / cpu (default: cuda where present)")
+    ed.add_argument("--batch-size", type=int, default=16)
+    ed.add_argument("--data", default=None, help="prepared photos dataset whose AU calibration reads the sources "
+                    "(default: data.root)")
+    ed.add_argument("--judge", default="judge/judge.pt", help="AU judge, when no photos dataset is at hand")
+    ed.add_argument("--landmarker", default=None, help="Face Landmarker bundle (default: data.photos.landmarker)")
     c = sub.add_parser("contact-sheet", help="the synthetic faces' contact sheet")
     c.add_argument("--out", default="reports/synthetic_contact_sheet.png")
     return p
+
+
+def _edit(stages, params, args) -> None:
+    written = stages.edit(params, args.photos, args.run, args.out, aus=args.aus, expression=args.expression,
+                          like=args.like, strength=args.strength, steps=args.steps, gif=args.gif, crop=args.crop,
+                          face=args.face, batch_size=args.batch_size, device=args.device, data_root=args.data,
+                          judge_path=args.judge, landmarker=args.landmarker)
+    print(f"edit: {len(written)} files in {args.out}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages.annotator_report(params, args.out, args.metrics)
         elif args.command == "bench":
             stages.bench(params, args.work, args.reports, args.annotator_report)
+        elif args.command == "edit":
+            _edit(stages, params, args)
         elif args.command == "contact-sheet":
             stages.contact_sheet(params, args.out)
 

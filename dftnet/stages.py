@@ -347,3 +347,62 @@ def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_m
     step(f"report -> {reports_dir}")
     report(params, work / "runs", work / "eval", work / "judge", reports_dir)
 
+
+def au_reader(params: Params, data_root: str | Path | None, judge_path: str | Path | None, image_size: int,
+              device) -> tuple[object, object]:
+    """(reader, closer) reading AUs off aligned uint8 N x S x S x 3 crops: the MediaPipe AU proxies
+    with the calibration of a prepared photos dataset (``data_root``, default ``data.root``), else
+    the suite's judge (``judge_path``), else (None, None)."""
+    from dftnet.data.canonical import read_meta
+
+    root = Path(data_root or params.data.root)
+    meta = read_meta(root) if (root / "meta.json").is_file() else {}
+    if meta.get("annotator") is not None:
+        from dftnet.data.annotator import Annotator, Calibration
+
+        ann = Annotator(params.data.photos.landmarker or meta["landmarker"],
+                        Calibration.from_dict(meta["annotator"], str(root / "meta.json")))
+        return (lambda crops: ann.read(crops.transpose(0, 3, 1, 2))[0]), ann.close
+    if judge_path is not None and Path(judge_path).is_file():
+        from dftnet.eval.judge import judge_predict, load_judge
+
+        judge = load_judge(judge_path, device)
+        if judge.image_size != image_size:
+            raise DataError(f"{judge_path}: the judge reads {judge.image_size} px, the run edits {image_size} px")
+        return (lambda crops: judge_predict(judge, torch.from_numpy(crops).permute(0, 3, 1, 2), 64, device).numpy()), None
+    return None, None
+
+
+def edit(params: Params, photos: list[str], run_dir: str | Path, out_dir: str | Path, aus: str | None = None,
+         expression: str | None = None, like: str | None = None, strength: float = 3.0, steps: int = 1,
+         gif: bool = False, crop: bool = False, face: str | None = None, batch_size: int = 16,
+         device: str | None = None, data_root: str | Path | None = None,
+         judge_path: str | Path | None = "judge/judge.pt", landmarker: str | None = None) -> list[Path]:
+    """``dftnet edit``: a trained run's generator on your own photos (:mod:`dftnet.edit`). The target
+    is one of ``aus`` (``"AU12=3,AU06=2"``), ``expression`` (at ``strength``) or ``like`` (a photo)."""
+    from dftnet.checkpoints import load_trained, require_finished
+    from dftnet.data.faces import Landmarker
+    from dftnet.edit import Target, edit_photos, parse_aus, photo_paths
+    from dftnet.numerics import pick_device
+
+    if steps < 1 or batch_size < 1:
+        raise DataError("edit: --steps and --batch-size must be at least 1")
+    target = Target(aus=parse_aus(aus) if aus is not None else None, expression=expression, strength=strength,
+                    like=Path(like) if like else None)
+    dev = pick_device(device)
+    paths = photo_paths(photos)
+    require_finished(run_dir)
+    G, _, run = load_trained(run_dir, dev)
+    bundle = landmarker or params.data.photos.landmarker
+    if not bundle:
+        raise DataError("edit: no Face Landmarker bundle; set data.photos.landmarker or pass --landmarker")
+    reader, close = au_reader(params, data_root, judge_path, run.image_size, dev) if target.needs_reading or steps > 1 \
+        else (None, None)
+    try:
+        with Landmarker(bundle, max_faces=8) as lm:
+            return edit_photos(paths, G, run.image_size, target, Path(out_dir), reader, lm, steps, gif, crop, face,
+                               batch_size, dev)
+    finally:
+        if close is not None:
+            close()
+

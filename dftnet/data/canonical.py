@@ -161,7 +161,8 @@ def save_dataset(ds: FaceDataset, root: str | Path) -> None:
 
 
 # ------------------------------------------------------------- canonical reading
-def _read_meta(root: Path) -> dict:
+def read_meta(root: str | Path) -> dict:
+    root = Path(root)
     path = root / "meta.json"
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
@@ -236,7 +237,7 @@ def load_dataset(root: str | Path) -> FaceDataset:
     duplicates and disjoint. ``meta`` is ``meta.json`` as written, ``format_version`` included.
     """
     root = Path(root)
-    meta = _read_meta(root)
+    meta = read_meta(root)
     table = index_unique(plain_rows(root / "aus.csv"))
     if not table:
         raise DataError(f"{root / 'aus.csv'}: no rows")

@@ -113,15 +113,15 @@ def check_bundle(path: str | Path) -> Path:
 
 
 class Landmarker:
-    """MediaPipe's Face Landmarker (IMAGE mode, blendshapes on, up to 2 faces so that
-    several faces can be told from one). One per process: it is not shareable across workers."""
+    """MediaPipe's Face Landmarker (IMAGE mode, blendshapes on, up to ``max_faces`` faces: 2 are
+    enough to tell several faces from one). One per process: it is not shareable across workers."""
 
-    def __init__(self, bundle: str | Path):
+    def __init__(self, bundle: str | Path, max_faces: int = 2):
         path = check_bundle(bundle)
         from mediapipe.tasks.python import BaseOptions, vision
 
         opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)),
-                                            output_face_blendshapes=True, num_faces=2,
+                                            output_face_blendshapes=True, num_faces=max_faces,
                                             running_mode=vision.RunningMode.IMAGE)
         with _quiet_stderr():  # MediaPipe's C++ start-up chatter, unaffected by GLOG_minloglevel
             try:
@@ -186,11 +186,9 @@ def _padded(rgb: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.pad(rgb, ((py, py), (px, px), (0, 0)), mode="edge"), px, py
 
 
-def find_face(landmarker: Landmarker, rgb: np.ndarray) -> tuple[Face | None, str]:
-    """The one plausible face of ``rgb`` (landmarks in its pixels) and the cascade step that
-    found it, or ``(None, reason)`` with the first step's reason (no face, n faces, implausible)."""
+def _cascade(landmarker: Landmarker, rgb: np.ndarray):
+    """(step, faces with landmarks in ``rgb``'s pixels) for each step of :data:`CASCADE`."""
     h, w = rgb.shape[:2]
-    first_reason = ""
     for step in CASCADE:
         if step == "as is":
             image, scale, shift = rgb, 1.0, (0.0, 0.0)
@@ -208,6 +206,15 @@ def find_face(landmarker: Landmarker, rgb: np.ndarray) -> tuple[Face | None, str
         for f in faces:  # back to the photo's pixels
             f.landmarks = (f.landmarks - np.float32(shift)) / np.float32(scale)
             f.step = step
+        yield step, faces
+
+
+def find_face(landmarker: Landmarker, rgb: np.ndarray) -> tuple[Face | None, str]:
+    """The one plausible face of ``rgb`` (landmarks in its pixels) and the cascade step that
+    found it, or ``(None, reason)`` with the first step's reason (no face, n faces, implausible)."""
+    h, w = rgb.shape[:2]
+    first_reason = ""
+    for step, faces in _cascade(landmarker, rgb):
         if len(faces) == 1:
             reason = implausible(faces[0], w, h)
             if reason is None:
@@ -216,6 +223,22 @@ def find_face(landmarker: Landmarker, rgb: np.ndarray) -> tuple[Face | None, str
             reason = "no face found" if not faces else f"{len(faces)} faces"
         first_reason = first_reason or reason
     return None, first_reason
+
+
+def find_faces(landmarker: Landmarker, rgb: np.ndarray) -> list[Face]:
+    """Every plausible face of ``rgb`` at the first cascade step that finds any, left to right
+    (up to the landmarker's ``max_faces``); [] when there is none."""
+    h, w = rgb.shape[:2]
+    for _, faces in _cascade(landmarker, rgb):
+        good = [f for f in faces if implausible(f, w, h) is None]
+        if good:
+            return sorted(good, key=lambda f: float(f.eyes_mouth[:, 0].mean()))
+    return []
+
+
+def eye_distance(face: Face) -> float:
+    r_eye, l_eye, _ = face.eyes_mouth
+    return float(np.linalg.norm(l_eye - r_eye))
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -245,3 +268,32 @@ def align(rgb: np.ndarray, face: Face, size: int) -> np.ndarray:
     if k == 1:
         return big
     return np.asarray(Image.fromarray(big).resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None))
+
+
+# The paste-back mask: an ellipse over the face in crop coordinates (fractions of the side),
+# 1 inside, falling linearly to exactly 0 at its rim, so pixels beyond it stay as they were.
+PASTE_ELLIPSE = {"centre": (0.5, 0.56), "radii": (0.40, 0.50), "feather": 0.25}
+
+
+def paste_mask(size: int) -> np.ndarray:
+    """float32 size x size: 1 on the face, a linear feather over the outer quarter of the ellipse, 0 beyond."""
+    (cx, cy), (rx, ry), feather = PASTE_ELLIPSE["centre"], PASTE_ELLIPSE["radii"], PASTE_ELLIPSE["feather"]
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
+    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    return np.clip((1.0 - r) / feather, 0.0, 1.0).astype(np.float32)
+
+
+def paste_back(photo: np.ndarray, crop: np.ndarray, face: Face) -> np.ndarray:
+    """``crop`` (an edit of ``align(photo, face, side)``) put back into ``photo``: warped with the
+    inverse of the alignment and blended through :func:`paste_mask`. Pixels where the warped mask
+    is 0 are returned unchanged, bit for bit."""
+    import cv2
+
+    size = crop.shape[0]
+    m = similarity(face.eyes_mouth, CANONICAL * size)  # photo -> crop; warpAffine inverts it
+    h, w = photo.shape[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    back = cv2.warpAffine(crop, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    mask = cv2.warpAffine(paste_mask(size), m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = photo.astype(np.float32) + mask[..., None] * (back - photo.astype(np.float32))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
