@@ -159,7 +159,6 @@ def test_faces_of_the_ganimation_sample_land_on_the_canonical_points(ganimation_
 
 
 def test_a_smiling_face_reads_higher_au12_than_a_neutral_one(faces_gray, landmarker):
-    from dftnet.data.annotator import read_cues
     from dftnet.data.photos import prepare_photo
 
     photos = _labelled(faces_gray, "happiness", 6) + _labelled(faces_gray, "neutral", 6)

@@ -41,13 +41,9 @@ def identity_of(id_: str) -> str:
     return m.group(1) if m else id_
 
 
-def _init_worker(bundle: str) -> None:
-    global _worker
-    _worker = Landmarker(bundle)
-
-
 def prepare_photo(path: Path, size: int, landmarker: Landmarker | None = None) -> tuple:
-    """``("ok", crop H x W x 3 uint8, raw cues, cascade step)`` or ``("skip", reason)``."""
+    """``("ok", crop H x W x 3 uint8, raw cues, cascade step)`` or ``("skip", reason)``.
+    ``landmarker``: this process's (a pool worker's own by default)."""
     from dftnet.errors import BenchError
 
     lm = landmarker or _worker
@@ -107,10 +103,12 @@ def _detect_all(files: list[Path], cfg: PhotosConfig, size: int) -> list[tuple]:
 
 
 def _init_pool(parent: int, bundle: str) -> None:
+    """Worker start: die with the stage, and open this process's own Face Landmarker."""
     from dftnet.procs import die_with_parent
 
+    global _worker
     die_with_parent(parent)
-    _init_worker(bundle)
+    _worker = Landmarker(bundle)
 
 
 def _prepare_in_worker(job: tuple[Path, int]) -> tuple:
