@@ -158,6 +158,9 @@ class ComputeConfig:
                       "taken from the machine", min=1, max=256)
     train_threads: int = _f(1, "intra-op CPU threads of one training run (part of its result, as threads); "
                             "seeds train in parallel, cores // train_threads at a time", min=1, max=256)
+    train_processes: int = _f(1, "processes one training run is spread over, data parallel (torchrun: gloo on the "
+                              "CPU, nccl on GPUs); the global batch stays train.batch_size. 1 = one process, "
+                              "and the seeds of a variant in parallel", min=1, max=1024)
     deterministic: bool = _f(True, "torch.use_deterministic_algorithms on the CPU: a kernel without a "
                              "deterministic implementation stops the run instead of drifting")
 

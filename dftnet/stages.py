@@ -108,8 +108,11 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
     from dftnet.eval.judge import load_judge
     from dftnet.train import train
 
-    numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     run = resolve_variant(params, variant, seed)
+    if params.compute.train_processes > 1:
+        launch_distributed(params, run, out, device, threads, judge_path)
+        return
+    numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     judge = None
     if judge_path is not None and run.train.curve_every:
         if not judge_path.exists():
@@ -117,6 +120,38 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
         judge = load_judge(judge_path, numerics.pick_device(device))
     train(run, dataset(params), out, device, judge=judge)
+
+
+def launch_distributed(params: Params, run, out: Path, device: str | None, threads: int, judge_path: Path | None,
+                       stop_after_epochs: int | None = None) -> None:
+    """Train one run over ``compute.train_processes`` data-parallel processes (``torchrun``,
+    :mod:`dftnet.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
+    child is not shown, so a failure is still one line."""
+    import json
+    import subprocess
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".launch-") as tmp:
+        spec = Path(tmp) / "run.json"
+        spec.write_text(json.dumps(run.to_dict()), encoding="utf-8")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={params.compute.train_processes}", "-m", "dftnet.launch", "--config", str(spec),
+               "--data", str(params.data.root), "--out", str(out), "--threads", str(threads)]
+        cmd += ["--judge", str(judge_path)] if judge_path is not None else []
+        cmd += ["--device", device] if device else []
+        cmd += [] if params.compute.deterministic else ["--no-deterministic"]
+        cmd += ["--stop-after-epochs", str(stop_after_epochs)] if stop_after_epochs else []
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        errors = []
+        for line in proc.stderr:
+            if line.startswith("error: "):
+                errors.append(line.strip()[len("error: "):])
+            elif line.startswith("epoch "):
+                print(line, end="", file=sys.stderr)  # rank 0's progress lines; torchrun's own chatter is dropped
+        if proc.wait() != 0:
+            raise DataError(errors[0] if errors else f"{out}: distributed training failed (torchrun exit {proc.returncode})")
 
 
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
@@ -145,7 +180,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
     cpu = pick_device(device).type == "cpu"
     threads = params.compute.train_threads
-    workers = thread_plan(len(jobs), threads_allowed(), threads) if cpu else 1
+    parallel_seeds = cpu and params.compute.train_processes == 1  # a distributed run takes the machine
+    workers = thread_plan(len(jobs), threads_allowed(), threads) if parallel_seeds else 1
     if workers == 1:
         for job in jobs:
             _train_one(*job, threads=threads, judge_path=judge_path)

@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet import atomic, csvlog, losses, safeload
+from dftnet import atomic, csvlog, distributed, losses, safeload
 from dftnet.config import LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
+from dftnet.distributed import World
 from dftnet.errors import DataError, TrainingDiverged, first_line
 from dftnet.imageops import aus_to_model, to_model
 from dftnet.checkpoints import CHECKPOINT, read_checkpoint
@@ -132,16 +133,22 @@ def weighted_total(terms: dict[str, torch.Tensor], lam: LambdaConfig, batch_size
     return sum(weight[name.split("_", 1)[1]] * value for name, value in terms.items())
 
 
+def draw_alpha(state: TrainState, n: int, device: torch.device, lam: LambdaConfig) -> torch.Tensor | None:
+    """The gradient penalty's interpolation weights for a batch of ``n`` (None when ``gp`` is off)."""
+    return torch.rand(n, 1, 1, 1, device=device, generator=state.rng) if lam.gp else None
+
+
 def critic_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: torch.Tensor,
-                 lam: LambdaConfig) -> dict[str, torch.Tensor]:
-    """Unweighted critic terms of Eqs. (6) and (7) on one batch."""
+                 lam: LambdaConfig, alpha: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Unweighted critic terms of Eqs. (6) and (7) on one batch; ``alpha``: the gradient
+    penalty's weights (:func:`draw_alpha`; drawn here when not given)."""
     with torch.no_grad():
         fake = state.G(x, y_t).image
     d_real, c_real = state.D(x)
     d_fake, _ = state.D(fake)
     terms = {"d_adv": losses.critic_wgan_loss(d_real, d_fake)}
     if lam.gp:
-        alpha = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=state.rng)
+        alpha = alpha if alpha is not None else draw_alpha(state, x.shape[0], x.device, lam)
         terms["d_gp"] = losses.gradient_penalty(lambda z: state.D(z)[0], x, fake, alpha)
     if lam.cond:
         terms["d_cond"] = losses.au_condition_loss(c_real, y_s)
@@ -193,9 +200,10 @@ def draw_batch(images: torch.Tensor, aus: torch.Tensor, idx: torch.Tensor, state
 class Log:
     """Per-step losses stacked on the device; the host reads them once per log row."""
 
-    def __init__(self, path: Path, keep_until_step: int):
-        self.path = path
-        csvlog.restart(path, LOG_COLUMNS, keep_until_step)  # resume: drop rows past the checkpoint
+    def __init__(self, path: Path, keep_until_step: int, world: World = World()):
+        self.path, self.world = path, world
+        if world.main:  # one writer; the other ranks only average their values into its rows
+            csvlog.restart(path, LOG_COLUMNS, keep_until_step)  # resume: drop rows past the checkpoint
         self.pending: dict[str, list[torch.Tensor]] = {}
         self.steps: dict[str, list[int]] = {}  # the generator step each pending value belongs to
         self.t0, self.images = time.perf_counter(), 0
@@ -208,7 +216,7 @@ class Log:
 
     def flush(self, step: int, epoch: int, lr: float) -> dict:
         """Write one row (means since the last row); raise if any term went non-finite."""
-        values = {k: torch.stack(v).cpu() for k, v in self.pending.items()}
+        values = {k: distributed.mean_over_ranks(torch.stack(v), self.world).cpu() for k, v in self.pending.items()}
         first = []  # (generator step, term, value) of each term's first non-finite value
         for name, vals in values.items():
             bad = (~torch.isfinite(vals)).nonzero()
@@ -221,7 +229,8 @@ class Log:
         elapsed = time.perf_counter() - self.t0
         row = {"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(self.images / max(elapsed, 1e-9), 2)}
         row.update({k: float(v.mean()) for k, v in values.items()})
-        csvlog.append(self.path, LOG_COLUMNS, row)
+        if self.world.main:
+            csvlog.append(self.path, LOG_COLUMNS, row)
         self.pending, self.steps, self.t0, self.images = {}, {}, time.perf_counter(), 0
         return row
 
@@ -243,13 +252,17 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     Returns the run summary also written to ``out_dir/train_summary.json``.
 
     The folder is locked while training (a second writer stops with one line), and a run that
-    fails before its first checkpoint leaves no folder behind.
+    fails before its first checkpoint leaves no folder behind. Launched by ``torchrun`` over N
+    processes, the run is data parallel (:mod:`dftnet.distributed`); rank 0 holds the lock and
+    writes everything.
     """
-    out_dir = Path(out_dir)
+    out_dir, world = Path(out_dir), distributed.from_env()
+    if not world.main:
+        return _train(run, ds, out_dir, device, stop_after_epochs, judge, world)
     with atomic.exclusive(out_dir, "training"):
         fresh = not (out_dir / CHECKPOINT).exists()
         try:
-            return _train(run, ds, out_dir, device, stop_after_epochs, judge)
+            return _train(run, ds, out_dir, device, stop_after_epochs, judge, world)
         except BaseException:
             if fresh and not (out_dir / CHECKPOINT).exists():
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -257,9 +270,12 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
 
 
 def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, stop_after_epochs: int | None,
-           judge: nn.Module | None) -> dict:
+           judge: nn.Module | None, world: World = World()) -> dict:
     """The loop of :func:`train`, inside its lock."""
     out_dir, dev, t = Path(out_dir), pick_device(device), run.train
+    distributed.init(world, dev)
+    if t.batch_size % world.size:
+        raise DataError(f"train.batch_size: {t.batch_size} does not split over {world.size} processes")
     out_dir.mkdir(parents=True, exist_ok=True)
     if ds.image_size != run.image_size:
         raise DataError(f"{ds.meta.get('root', 'dataset')}: images are {ds.image_size} px, params say data.image_size={run.image_size}")
@@ -270,14 +286,16 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
         if ckpt["config"] != run.to_dict():
             raise DataError(f"{ckpt_path}: checkpoint was written with other params; delete the run folder to start over")
         restore(state, ckpt, ckpt_path)
-    (out_dir / "config.json").write_text(json.dumps(run.to_dict(), indent=2))
+    if world.main:
+        (out_dir / "config.json").write_text(json.dumps(run.to_dict(), indent=2))
     images = ds.images[ds.train_idx].to(dev)  # 2. the training split lives on the device
     aus = aus_to_model(ds.aus[ds.train_idx]).to(dev)
     n_iter = images.shape[0] // t.batch_size
     if n_iter == 0:
         raise DataError(f"training split has {images.shape[0]} images, fewer than train.batch_size={t.batch_size}")
-    log = Log(out_dir / LOG, state.step)
-    curve = LearningCurve(out_dir / CURVE, state.step, judge, ds, t.curve_pairs, dev) if t.curve_every and judge else None
+    log = Log(out_dir / LOG, state.step, world)
+    curve = (LearningCurve(out_dir / CURVE, state.step, judge, ds, t.curve_pairs, dev)
+             if t.curve_every and judge and world.main else None)
     if curve and state.step == 0:
         curve.point(state)
     autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
@@ -297,24 +315,30 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
         perm = torch.randperm(images.shape[0], device=dev, generator=state.rng)
         for it in range(n_iter):
             idx = perm[it * t.batch_size:(it + 1) * t.batch_size]
-            x, y_s, y_t = draw_batch(images, aus, idx, state, t.flip, t.au_noise)
+            x, y_s, y_t = draw_batch(images, aus, idx, state, t.flip, t.au_noise)  # the global batch,
+            alpha = draw_alpha(state, idx.shape[0], dev, t.lambdas)  # then this rank's shard of it
+            x, y_s, y_t, alpha = (world.shard(v) if v is not None else None for v in (x, y_s, y_t, alpha))
             with autocast:  # 3. critic step, every iteration
-                d_terms = critic_terms(state, x, y_s, y_t, t.lambdas)
+                d_terms = critic_terms(state, x, y_s, y_t, t.lambdas, alpha)
             state.opt_D.zero_grad(set_to_none=True)
             weighted_total(d_terms, t.lambdas, t.batch_size).backward()
+            distributed.average_gradients(state.D, world)
             state.opt_D.step()
-            log.add(d_terms, state.step + 1, images=x.shape[0])
+            log.add(d_terms, state.step + 1, images=idx.shape[0])
             if (epoch * n_iter + it + 1) % t.n_critic:  # global count: epochs may be short
                 continue
             with autocast:  # 4. generator step, every n_critic-th iteration
                 g_terms = generator_terms(state, x, y_s, y_t, t.lambdas)
             state.opt_G.zero_grad(set_to_none=True)
             weighted_total(g_terms, t.lambdas, t.batch_size).backward()
+            distributed.average_gradients(state.G, world)
             state.opt_G.step()
             state.step += 1
             log.add(g_terms, state.step)
             if state.step % t.log_every == 0:  # 5. one host read per log row
-                print(progress_line(flush(epoch), t.epochs), file=sys.stderr)
+                row = flush(epoch)
+                if world.main:
+                    print(progress_line(row, t.epochs), file=sys.stderr)
             if curve and state.step % t.curve_every == 0:  # 6. the judge reads held-out edits
                 curve.point(state)
         state.epoch = epoch + 1
@@ -323,11 +347,15 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
             flush(epoch)
         state.sched_G.step()
         state.sched_D.step()
-        if checkpoint_now:  # 7. full state, atomically
-            save_checkpoint(state, run, ckpt_path)
+        if checkpoint_now:  # 7. full state, atomically, by rank 0 (every rank's state is the same)
+            if world.main:
+                save_checkpoint(state, run, ckpt_path)
+            distributed.barrier(world)
             saved["epoch"] = state.epoch
         if stop_after_epochs is not None and state.epoch - start >= stop_after_epochs:
             return {}
+    if not world.main:
+        return {}
     return write_summary(run, state, out_dir, images.shape[0] * (t.epochs - start), time.perf_counter() - t_start, dev)
 
 
