@@ -1,6 +1,6 @@
 """Training throughput and generator cost of each variant on this machine.
 
-    python benchmarks/bench_train.py [--params params.yaml] [--iterations 20] [--threads 1]
+    python benchmarks/bench_train.py [--params params.yaml] [--iterations 20] [--threads 1] [--loop-epochs 5]
 
 For every variant in the params file: parameters and forward GFLOPs per image of the
 generator (at the params' size and at the paper's 128 px / base 64 / 6 blocks), and the
@@ -9,19 +9,28 @@ generator step amortised over ``n_critic``), measured on random batches, and the
 steps per second this gives, with the exact stem speed-up (``dftnet.blocks.conv_over_tiled_aus``)
 and with the plain convolution over the tiled AUs it replaces ("before"). Prints one line
 per variant (stdout); not a test, since timings depend on the machine and its load.
+
+``--loop-epochs N`` adds the whole training loop (:func:`dftnet.train.train`) against a loop
+written the way the official GANimation trains (fp32, a DataLoader decoding JPEGs every step,
+every loss read to the host every step), same model, losses and batch, and prints the ratio.
 """
 
 import argparse
 import contextlib
+import dataclasses
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from dftnet import blocks
 
 from dftnet.config import load_params, resolve_variant
 from dftnet.generators import at_paper_size, generator_cost
-from dftnet.train import build_state, critic_terms, generator_terms, weighted_total
+from dftnet.imageops import aus_to_model
+from dftnet.train import build_state, critic_terms, generator_terms, train, weighted_total
 
 
 def images_per_second(run, iterations: int) -> float:
@@ -54,11 +63,87 @@ def plain_stem():
         blocks.conv_over_tiled_aus = fast
 
 
+def our_loop_images_per_second(run, ds, workdir: Path) -> float:
+    """``dftnet.train.train`` itself: the split on the device, batches drawn there, losses read
+    once per log row. Images through the critic per second, from its own summary."""
+    summary = train(run, ds, workdir / "ours", "cpu")
+    return summary["critic_images_per_s"]
+
+
+class JpegFolder(torch.utils.data.Dataset):
+    """The official GANimation's data path: one JPEG decoded per image per step, flipped at random."""
+
+    def __init__(self, folder: Path, ids: list, aus: torch.Tensor):
+        self.files, self.aus = [folder / f"{i}.jpg" for i in ids], aus
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        x = torch.from_numpy(np.array(Image.open(self.files[i]).convert("RGB"))).permute(2, 0, 1).float() / 127.5 - 1
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x, self.aus[i]
+
+
+def reference_loop_images_per_second(run, ds, workdir: Path, workers: int) -> float:
+    """A loop written the way the official GANimation trains: fp32, a DataLoader decoding JPEGs
+    every step, every loss read to the host every step (``.item()``), the same model, losses and batch."""
+    folder = workdir / "jpegs"
+    folder.mkdir(parents=True, exist_ok=True)
+    idx = ds.train_idx
+    for i in idx.tolist():
+        Image.fromarray(ds.images[i].permute(1, 2, 0).numpy()).save(folder / f"{ds.ids[i]}.jpg", quality=95)
+    aus = aus_to_model(ds.aus[idx])
+    loader = torch.utils.data.DataLoader(JpegFolder(folder, [ds.ids[i] for i in idx.tolist()], aus),
+                                         batch_size=run.train.batch_size, shuffle=True, drop_last=True,
+                                         num_workers=workers)
+    state, t = build_state(run, torch.device("cpu")), run.train
+    images, start = 0, time.perf_counter()
+    for _ in range(t.epochs):
+        for k, (x, y_s) in enumerate(loader):
+            y_t = y_s[torch.randperm(len(y_s))]
+            state.opt_D.zero_grad()
+            d = critic_terms(state, x, y_s, y_t, t.lambdas)
+            weighted_total(d, t.lambdas, t.batch_size).backward()
+            state.opt_D.step()
+            logged = {n: v.item() for n, v in d.items()}  # the host sync of every step
+            if (k + 1) % t.n_critic == 0:
+                state.opt_G.zero_grad()
+                g = generator_terms(state, x, y_s, y_t, t.lambdas)
+                weighted_total(g, t.lambdas, t.batch_size).backward()
+                state.opt_G.step()
+                logged.update({n: v.item() for n, v in g.items()})
+            images += len(x)
+    return images / (time.perf_counter() - start)
+
+
+def loop_comparison(params, variant: str, epochs: int, workers: int) -> None:
+    """Our loop against the reference-style loop on the params' dataset: images per second and the ratio."""
+    import tempfile
+
+    from dftnet.data.canonical import load_dataset
+
+    run = resolve_variant(params, variant, params.seeds[0])
+    run = dataclasses.replace(run, train=dataclasses.replace(run.train, epochs=epochs, decay_epochs=0,
+                                                               curve_every=0, checkpoint_every=epochs))
+    ds = load_dataset(params.data.root)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = our_loop_images_per_second(run, ds, Path(tmp))
+        ref = reference_loop_images_per_second(run, ds, Path(tmp), workers)
+    print(f"loop {variant}: ours {ours:.1f} img/s, reference-style (fp32, JPEG DataLoader with {workers} workers, "
+          f".item() every step) {ref:.1f} img/s: {ours / ref:.2f}x ({epochs} epochs of {len(ds.train_ids)} images, "
+          f"batch {run.train.batch_size})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--loop-epochs", type=int, default=0,
+                    help="also time dftnet.train against a reference-style loop for this many epochs (needs data.root)")
+    ap.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of the reference-style loop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     params = load_params(args.params)
@@ -75,6 +160,8 @@ def main() -> None:
         print(f"{name:12s} train {ips:7.1f} img/s = {ips / per_step:5.2f} G steps/s (plain stem: {before / per_step:5.2f})"
               f" | here {here['params']:>9,} params {here['gflops']:.3f} GFLOPs/img"
               f" | paper scale {paper['params']:>10,} params {paper['gflops']:.2f} GFLOPs/img")
+    if args.loop_epochs:
+        loop_comparison(params, "dftnet", args.loop_epochs, args.loader_workers)
 
 
 if __name__ == "__main__":
