@@ -31,9 +31,9 @@ class World:
         """The rank that writes checkpoints, logs and the learning curve."""
         return self.rank == 0
 
-    def shard(self, batch: torch.Tensor) -> torch.Tensor:
-        """This rank's contiguous slice of a global batch (its size divisible by ``size``)."""
-        if self.size == 1:
+    def shard(self, batch: torch.Tensor | None) -> torch.Tensor | None:
+        """This rank's contiguous slice of a global batch (its size divisible by ``size``); None stays None."""
+        if self.size == 1 or batch is None:
             return batch
         n = batch.shape[0] // self.size
         return batch[self.rank * n:(self.rank + 1) * n]

@@ -78,7 +78,7 @@ def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
     from dftnet.data.photos import annotator_for
 
     ds = dataset(params)
-    annotator = annotator_for(ds)
+    annotator = annotator_for(ds.meta)
     if annotator is None:
         raise DataError(f"{params.data.root}: the annotator's validity needs a photos dataset (data.source: photos)")
     photos = params.data.photos
@@ -290,7 +290,7 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
     device = pick_device()
     ds = dataset(params)
     judge = load_judge(Path(judge_dir) / "judge.pt", device)
-    annotator = annotator_for(ds)  # real photos: the MediaPipe AU proxies read every edit too
+    annotator = annotator_for(ds.meta)  # real photos: the MediaPipe AU proxies read every edit too
     try:
         _evaluate_seeds(params, variant, Path(runs_root), ds, judge, annotator, device, eval_root, metrics_root)
     finally:
@@ -390,14 +390,12 @@ def au_reader(params: Params, data_root: str | Path | None, judge_path: str | Pa
     with the calibration of a prepared photos dataset (``data_root``, default ``data.root``), else
     the suite's judge (``judge_path``), else (None, None)."""
     from dftnet.data.canonical import read_meta
+    from dftnet.data.photos import annotator_for
 
     root = Path(data_root or params.data.root)
     meta = read_meta(root) if (root / "meta.json").is_file() else {}
-    if meta.get("annotator") is not None:
-        from dftnet.data.annotator import Annotator, Calibration
-
-        ann = Annotator(params.data.photos.landmarker or meta["landmarker"],
-                        Calibration.from_dict(meta["annotator"], str(root / "meta.json")))
+    ann = annotator_for(meta, params.data.photos.landmarker or None, str(root / "meta.json"))
+    if ann is not None:
         return (lambda crops: ann.read(crops.transpose(0, 3, 1, 2))[0]), ann.close
     if judge_path is not None and Path(judge_path).is_file():
         from dftnet.eval.judge import judge_predict, load_judge

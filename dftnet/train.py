@@ -317,7 +317,7 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
             idx = perm[it * t.batch_size:(it + 1) * t.batch_size]
             x, y_s, y_t = draw_batch(images, aus, idx, state, t.flip, t.au_noise)  # the global batch,
             alpha = draw_alpha(state, idx.shape[0], dev, t.lambdas)  # then this rank's shard of it
-            x, y_s, y_t, alpha = (world.shard(v) if v is not None else None for v in (x, y_s, y_t, alpha))
+            x, y_s, y_t, alpha = map(world.shard, (x, y_s, y_t, alpha))
             with autocast:  # 3. critic step, every iteration
                 d_terms = critic_terms(state, x, y_s, y_t, t.lambdas, alpha)
             state.opt_D.zero_grad(set_to_none=True)

@@ -25,6 +25,15 @@ def ganimation_sample(shared_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def bundle(shared_dir: Path) -> Path:
+    """MediaPipe's Face Landmarker bundle (detector, landmarks, blendshapes)."""
+    path = shared_dir / "models" / "face_landmarker.task"
+    if not path.is_file():
+        pytest.skip(f"Face Landmarker bundle not found at {path}")
+    return path
+
+
 # numpy's OpenBLAS threads fight torch's on a 2-core machine (FID's 2048 x 2048 linear
 # algebra slows down five-fold); tests use tiny tensors, so one thread each is fastest.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

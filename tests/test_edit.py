@@ -31,12 +31,9 @@ def toy_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def landmarker(shared_dir):
+def landmarker(bundle):
     from dftnet.data.faces import Landmarker
 
-    bundle = shared_dir / "models" / "face_landmarker.task"
-    if not bundle.is_file():
-        pytest.skip(f"Face Landmarker bundle not found at {bundle}")
     with Landmarker(bundle, max_faces=8) as lm:
         yield lm
 

@@ -28,14 +28,6 @@ from test_reliability import cli, one_line
 
 
 @pytest.fixture(scope="session")
-def bundle(shared_dir: Path) -> Path:
-    path = shared_dir / "models" / "face_landmarker.task"
-    if not path.is_file():
-        pytest.skip(f"Face Landmarker bundle not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="session")
 def landmarker(bundle):
     from dftnet.data.faces import Landmarker
 
@@ -207,7 +199,7 @@ def test_the_annotator_reads_a_prepared_crop_as_prepare_labelled_it(tmp_path, fa
     for p in _labelled(faces_gray, "happiness", 3) + _labelled(faces_gray, "neutral", 3):
         shutil.copy(p, folder)
     ds = ingest_photos(PhotosConfig(images=str(folder), landmarker=str(bundle), n_test=2, n_judge=1, workers=2), 64)
-    annotator = annotator_for(ds)
+    annotator = annotator_for(ds.meta)
     try:
         read, found = annotator.read(ds.images.numpy())
     finally:

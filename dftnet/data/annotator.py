@@ -34,7 +34,6 @@ vertical (perpendicular to the eye line), so the cues do not depend on image siz
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -203,6 +202,3 @@ class Annotator:
                 found[i] = True
         return out, found
 
-
-def calibration_json(cal: Calibration) -> str:
-    return json.dumps(cal.to_dict(), indent=2, sort_keys=True)

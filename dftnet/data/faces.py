@@ -166,7 +166,7 @@ class Landmarker:
 def implausible(face: Face, width: int, height: int) -> str | None:
     """Why ``face`` cannot be a real face of this photo, or None."""
     r_eye, l_eye, mouth = face.eyes_mouth
-    eye = float(np.linalg.norm(l_eye - r_eye))
+    eye = eye_distance(face)
     side = min(width, height)
     if not MIN_EYE_FRACTION * side <= eye <= MAX_EYE_FRACTION * side:
         return f"implausible face: eyes {eye / side:.2f} of the image side apart"

@@ -192,9 +192,8 @@ def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
                        emotions=emotions if labels else None, skipped=skipped)
 
 
-def annotator_for(ds: FaceDataset, landmarker: str | None = None) -> Annotator | None:
-    """The annotator a photos dataset was labelled with (its stored calibration), else None."""
-    if ds.meta.get("source") != "photos":
+def annotator_for(meta: dict, landmarker: str | None = None, where: str = "dataset meta.json") -> Annotator | None:
+    """The annotator a photos dataset was labelled with (the calibration in its ``meta``), else None."""
+    if meta.get("annotator") is None:
         return None
-    cal = Calibration.from_dict(ds.meta.get("annotator"), "dataset meta.json")
-    return Annotator(landmarker or ds.meta["landmarker"], cal)
+    return Annotator(landmarker or meta["landmarker"], Calibration.from_dict(meta["annotator"], where))
