@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
                     "(default: data.root)")
     ed.add_argument("--judge", default="judge/judge.pt", help="AU judge, when no photos dataset is at hand")
     ed.add_argument("--landmarker", default=None, help="Face Landmarker bundle (default: data.photos.landmarker)")
+    fo = sub.add_parser("fanout", help="train every variant at once through DVC's queue, then dvc repro")
+    fo.add_argument("--jobs", "-j", type=int, default=2, help="experiments at a time (e.g. the number of GPUs)")
+    fo.add_argument("--variants", default=None, help="comma-separated (default: every variant in the params)")
+    fo.add_argument("--no-repro", action="store_true", help="stop after training; dvc repro collects the runs later")
     c = sub.add_parser("contact-sheet", help="the synthetic faces' contact sheet")
     c.add_argument("--out", default="reports/synthetic_contact_sheet.png")
     return p
@@ -135,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages.bench(params, args.work, args.reports, args.annotator_report)
         elif args.command == "edit":
             _edit(stages, params, args)
+        elif args.command == "fanout":
+            stages.fan_out(params, args.jobs, args.variants.split(",") if args.variants else None, not args.no_repro)
         elif args.command == "contact-sheet":
             stages.contact_sheet(params, args.out)
 

@@ -163,6 +163,16 @@ class ComputeConfig:
                               "and the seeds of a variant in parallel", min=1, max=1024)
     deterministic: bool = _f(True, "torch.use_deterministic_algorithms on the CPU: a kernel without a "
                              "deterministic implementation stops the run instead of drifting")
+    precision: str = _f("auto", "training and timing numerics: fp32 (paper-faithful), bf16 (autocast; losses, "
+                        "and warp still fp32), auto = bf16 on CUDA, fp32 on the CPU (dftnet/accel.py)",
+                        choices=("auto", "fp32", "bf16"))
+    penalty_precision: str = _f("autocast", "under bf16: the gradient penalty's critic pass and double backward "
+                                "under autocast like the rest, or in fp32 (benchmarks/bench_precision.py measures "
+                                "both; README, 'Scaling out')", choices=("autocast", "fp32"))
+    channels_last: str = _f("auto", "NHWC images and conv weights: enabled, disabled, auto = enabled on CUDA",
+                            choices=("auto", "enabled", "disabled"))
+    compile: str = _f("auto", "torch.compile the generator (the critic stays eager: double backward): enabled, "
+                      "disabled, auto = enabled on CUDA", choices=("auto", "enabled", "disabled"))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from torch import nn
 class World:
     rank: int = 0
     size: int = 1
+    local_rank: int = 0  # rank on this node: its GPU
 
     @property
     def main(self) -> bool:
@@ -42,7 +43,24 @@ class World:
 def from_env() -> World:
     """The world ``torchrun`` describes (``RANK``, ``WORLD_SIZE``); one process otherwise."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    return World(int(os.environ.get("RANK", "0")), size) if size > 1 else World()
+    if size == 1:
+        return World()
+    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def device_of(world: World, device: torch.device) -> torch.device:
+    """The device this process trains on: over several ranks, each rank's own GPU
+    (``cuda:LOCAL_RANK``) where the device is CUDA without an index; in one process, a GPU no
+    other run on this machine holds (:func:`dftnet.numerics.place`); otherwise ``device``."""
+    from dftnet.numerics import place
+
+    if world.size > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", world.local_rank % max(1, torch.cuda.device_count()))
+    elif world.size == 1:
+        device = place(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def init(world: World, device: torch.device) -> None:

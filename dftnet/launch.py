@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m dftnet.launch")
     p.add_argument("--config", required=True, help="resolved run config (JSON, RunConfig.to_dict)")
+    p.add_argument("--compute", default=None, help="the compute section of the params (JSON): the fast path")
     p.add_argument("--data", required=True, help="prepared dataset folder")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--judge", default=None, help="AU judge drawing the learning curve (rank 0)")
@@ -31,18 +32,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         from dftnet import numerics
-        from dftnet.config import run_config_from_dict
+        from dftnet.config import ComputeConfig, from_mapping, run_config_from_dict
         from dftnet.data.canonical import load_dataset
         from dftnet.train import train
 
         numerics.pin(args.threads, not args.no_deterministic)
         cfg = run_config_from_dict(json.loads(Path(args.config).read_text(encoding="utf-8")))
+        compute = (from_mapping(ComputeConfig, json.loads(Path(args.compute).read_text(encoding="utf-8")), "compute.")
+                   if args.compute else None)
         judge = None
         if args.judge and cfg.train.curve_every:
             from dftnet.eval.judge import load_judge
 
             judge = load_judge(args.judge, numerics.pick_device(args.device))
-        train(cfg, load_dataset(args.data), Path(args.out), args.device, args.stop_after_epochs, judge)
+        train(cfg, load_dataset(args.data), Path(args.out), args.device, args.stop_after_epochs, judge, compute)
 
     return guarded(run)
 

@@ -9,6 +9,11 @@ recorded with every metric by :func:`record`.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from pathlib import Path
+
 import torch
 
 from dftnet.errors import ConfigError
@@ -48,4 +53,55 @@ def pick_device(name: str | None = None) -> torch.device:
                           f"({torch.cuda.device_count()} CUDA devices); use cpu")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"--device: {name!r} is not supported (expected cpu or cuda)")
+    return device
+
+
+# --------------------------------------------------------------- one GPU per run
+_HELD: list[int] = []  # file descriptors of the GPU locks this process holds (released at exit)
+
+
+def lock_dir() -> Path:
+    """Where the GPU locks of this machine live: ``$DFTNET_LOCK_DIR``, else a per-user temp folder."""
+    return Path(os.environ.get("DFTNET_LOCK_DIR") or Path(tempfile.gettempdir()) / f"dftnet-gpus-{os.getuid()}")
+
+
+def claim_gpu(count: int, where: str | Path | None = None) -> int:
+    """The index of a GPU no other process on this machine has claimed, now claimed by this one.
+
+    Each GPU ``i`` has a lock file ``cuda<i>.lock`` in :func:`lock_dir`; a claim is an exclusive
+    ``flock`` held on an open file until the process exits (the kernel releases it however the
+    process ends, so a killed run frees its GPU). The first free GPU is taken; when all are
+    held, the process waits for one (``pid % count``), saying so once. This is what pins each
+    seed trained in parallel, and each experiment of ``dvc queue start -j N``, to its own GPU.
+    """
+    import fcntl
+
+    folder = Path(where) if where is not None else lock_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def open_lock(i: int) -> int:
+        return os.open(folder / f"cuda{i}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+    for i in range(count):
+        fd = open_lock(i)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _HELD.append(fd)
+        return i
+    i = os.getpid() % count
+    print(f"all {count} GPUs are in use by other runs ({folder}); waiting for cuda:{i}", file=sys.stderr)
+    fd = open_lock(i)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _HELD.append(fd)
+    return i
+
+
+def place(device: torch.device) -> torch.device:
+    """An unindexed ``cuda`` on a machine with several GPUs becomes a claimed one
+    (:func:`claim_gpu`); any other device (the CPU, an explicit ``cuda:<k>``) is kept."""
+    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        device = torch.device("cuda", claim_gpu(torch.cuda.device_count()))
     return device

@@ -15,7 +15,7 @@ import torch
 
 from dftnet import atomic
 from dftnet.config import Params, load_params, resolve_model, resolve_variant
-from dftnet.errors import DataError
+from dftnet.errors import ConfigError, DataError
 
 
 def threads_allowed() -> int:
@@ -118,8 +118,8 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
         if not judge_path.exists():
             raise DataError(f"{judge_path}: the AU judge that draws the learning curve is missing; train it first "
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
-        judge = load_judge(judge_path, numerics.pick_device(device))
-    train(run, dataset(params), out, device, judge=judge)
+        judge = load_judge(judge_path, torch.device("cpu"))  # the run moves it to the device it claims
+    train(run, dataset(params), out, device, judge=judge, compute=params.compute)
 
 
 def launch_distributed(params: Params, run, out: Path, device: str | None, threads: int, judge_path: Path | None,
@@ -127,16 +127,19 @@ def launch_distributed(params: Params, run, out: Path, device: str | None, threa
     """Train one run over ``compute.train_processes`` data-parallel processes (``torchrun``,
     :mod:`dftnet.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
     child is not shown, so a failure is still one line."""
+    import dataclasses
     import json
     import subprocess
     import tempfile
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".launch-") as tmp:
-        spec = Path(tmp) / "run.json"
+        spec, compute = Path(tmp) / "run.json", Path(tmp) / "compute.json"
         spec.write_text(json.dumps(run.to_dict()), encoding="utf-8")
+        compute.write_text(json.dumps(dataclasses.asdict(params.compute)), encoding="utf-8")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={params.compute.train_processes}", "-m", "dftnet.launch", "--config", str(spec),
+               "--compute", str(compute),
                "--data", str(params.data.root), "--out", str(out), "--threads", str(threads)]
         cmd += ["--judge", str(judge_path)] if judge_path is not None else []
         cmd += ["--device", device] if device else []
@@ -170,7 +173,7 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
-    ``OMP_NUM_THREADS`` allows. Each run is seeded on its own and writes only its own folder.
+    ``OMP_NUM_THREADS`` allows; on a machine with several GPUs, one seed per GPU at a time. Each run is seeded on its own and writes only its own folder.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     """
@@ -178,10 +181,14 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
 
     judge_path = Path(judge_path) if judge_path is not None else None
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
-    cpu = pick_device(device).type == "cpu"
+    dev = pick_device(device)
     threads = params.compute.train_threads
-    parallel_seeds = cpu and params.compute.train_processes == 1  # a distributed run takes the machine
-    workers = thread_plan(len(jobs), threads_allowed(), threads) if parallel_seeds else 1
+    if params.compute.train_processes > 1:  # a distributed run takes the machine
+        workers = 1
+    elif dev.type == "cpu":
+        workers = thread_plan(len(jobs), threads_allowed(), threads)
+    else:  # one seed per GPU at a time, each process claiming its own (numerics.claim_gpu)
+        workers = min(len(jobs), torch.cuda.device_count()) if dev.index is None else 1
     if workers == 1:
         for job in jobs:
             _train_one(*job, threads=threads, judge_path=judge_path)
@@ -249,7 +256,7 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
     own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
     ``headline``: the reference's median time and FLOPs over the baseline's, for ``dvc metrics``.
     """
-    from dftnet import numerics
+    from dftnet import accel, numerics
     from dftnet.eval.timing import time_generators
     from dftnet.generators import at_paper_size, build_generator, generator_cost
     from dftnet.numerics import pick_device
@@ -260,7 +267,12 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
     models = {v: resolve_model(params, v) for v in params.variants}
     gens = {v: build_generator(m, size).to(device) for v, m in models.items()}
     e = params.eval
-    result = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup, device, seed=e.seed)
+    fast = accel.resolve(params.compute, device)
+    result = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup, device, seed=e.seed,
+                             fast=fast)
+    if device.type == "cuda":  # the same passes replayed from CUDA graphs (no launch overhead)
+        result["cuda_graphs"] = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup,
+                                                device, seed=e.seed, fast=fast, graphs=True)["models"]
 
     def cost(m, image_size: int) -> dict:
         c = generator_cost(m, image_size)
@@ -382,6 +394,19 @@ def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_m
         evaluate_variant(params, variant, work / "runs", work / "judge", work / "eval", work / "metrics")
     step(f"report -> {reports_dir}")
     report(params, work / "runs", work / "eval", work / "judge", reports_dir)
+
+
+def fan_out(params: Params, jobs: int, variants: list[str] | None = None, repro: bool = True) -> dict:
+    """Train every variant at once through DVC's queue, ``jobs`` at a time, then ``dvc repro``
+    (:mod:`dftnet.fanout`). Run in the project folder; ``variants``: default all of them."""
+    from dftnet.fanout import train_in_parallel
+
+    variants = variants or list(params.variants)
+    unknown = [v for v in variants if v not in params.variants]
+    if unknown:
+        raise ConfigError(f"--variants: {unknown[0]} is not a variant (known: {', '.join(params.variants)})")
+    beside = Path(sys.executable).with_name("dvc")
+    return train_in_parallel(variants, jobs, Path.cwd(), str(beside) if beside.exists() else "dvc", repro=repro)
 
 
 def au_reader(params: Params, data_root: str | Path | None, judge_path: str | Path | None, image_size: int,

@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet import atomic, csvlog, distributed, losses, safeload
-from dftnet.config import LambdaConfig, RunConfig
+from dftnet import accel, atomic, csvlog, distributed, losses, safeload
+from dftnet.accel import Fast
+from dftnet.config import ComputeConfig, LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.distributed import World
@@ -88,11 +89,13 @@ def build_state(run: RunConfig, device: torch.device) -> TrainState:
 
 
 # ----------------------------------------------------------------- checkpoints
-def save_checkpoint(state: TrainState, run: RunConfig, path: Path) -> None:
-    """Full state as plain tensors and dicts (no pickled classes), written atomically."""
+def save_checkpoint(state: TrainState, run: RunConfig, path: Path, fast: Fast = Fast()) -> None:
+    """Full state as plain tensors and dicts (no pickled classes), written atomically; ``fast``:
+    the precision is kept, since a run resumes only in the precision it started with."""
     payload = {
         "format": 1,
         "config": run.to_dict(),
+        "precision": fast.precision,
         "epoch": state.epoch,
         "step": state.step,
         "G": state.G.state_dict(),
@@ -139,9 +142,10 @@ def draw_alpha(state: TrainState, n: int, device: torch.device, lam: LambdaConfi
 
 
 def critic_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: torch.Tensor,
-                 lam: LambdaConfig, alpha: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                 lam: LambdaConfig, alpha: torch.Tensor | None = None, fast: Fast = Fast()) -> dict[str, torch.Tensor]:
     """Unweighted critic terms of Eqs. (6) and (7) on one batch; ``alpha``: the gradient
-    penalty's weights (:func:`draw_alpha`; drawn here when not given)."""
+    penalty's weights (:func:`draw_alpha`; drawn here when not given); ``fast``: under bf16 the
+    penalty may run in fp32 (:func:`dftnet.accel.penalty_precision`)."""
     with torch.no_grad():
         fake = state.G(x, y_t).image
     d_real, c_real = state.D(x)
@@ -149,7 +153,8 @@ def critic_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: tor
     terms = {"d_adv": losses.critic_wgan_loss(d_real, d_fake)}
     if lam.gp:
         alpha = alpha if alpha is not None else draw_alpha(state, x.shape[0], x.device, lam)
-        terms["d_gp"] = losses.gradient_penalty(lambda z: state.D(z)[0], x, fake, alpha)
+        with accel.penalty_precision(fast, x.device):
+            terms["d_gp"] = losses.gradient_penalty(lambda z: state.D(z)[0], x, fake, alpha)
     if lam.cond:
         terms["d_cond"] = losses.au_condition_loss(c_real, y_s)
     return terms
@@ -242,13 +247,15 @@ def progress_line(row: dict, epochs: int) -> str:
 
 # -------------------------------------------------------------------------- loop
 def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | None = None,
-          stop_after_epochs: int | None = None, judge: nn.Module | None = None) -> dict:
+          stop_after_epochs: int | None = None, judge: nn.Module | None = None, compute: ComputeConfig | None = None) -> dict:
     """Train one variant and seed into ``out_dir``, resuming from its checkpoint if present.
 
     ``judge``: the independent AU judge; with ``train.curve_every`` > 0 it reads edits of
     held-out pairs every that many generator steps into ``out_dir/curve.csv`` (the learning
     curve; it is only read, never gives gradients or picks checkpoints).
     ``stop_after_epochs`` ends the process early (tests of resume); the run stays resumable.
+    ``compute``: the fast-path params (precision, channels_last, compile; :mod:`dftnet.accel`),
+    resolved for the device; the defaults (``auto``) when not given.
     Returns the run summary also written to ``out_dir/train_summary.json``.
 
     The folder is locked while training (a second writer stops with one line), and a run that
@@ -257,12 +264,13 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     writes everything.
     """
     out_dir, world = Path(out_dir), distributed.from_env()
+    compute = compute or ComputeConfig()
     if not world.main:
-        return _train(run, ds, out_dir, device, stop_after_epochs, judge, world)
+        return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute)
     with atomic.exclusive(out_dir, "training"):
         fresh = not (out_dir / CHECKPOINT).exists()
         try:
-            return _train(run, ds, out_dir, device, stop_after_epochs, judge, world)
+            return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute)
         except BaseException:
             if fresh and not (out_dir / CHECKPOINT).exists():
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -270,9 +278,10 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
 
 
 def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, stop_after_epochs: int | None,
-           judge: nn.Module | None, world: World = World()) -> dict:
+           judge: nn.Module | None, world: World = World(), compute: ComputeConfig = ComputeConfig()) -> dict:
     """The loop of :func:`train`, inside its lock."""
-    out_dir, dev, t = Path(out_dir), pick_device(device), run.train
+    out_dir, dev, t = Path(out_dir), distributed.device_of(world, pick_device(device)), run.train
+    fast = accel.resolve(compute, dev)
     distributed.init(world, dev)
     if t.batch_size % world.size:
         raise DataError(f"train.batch_size: {t.batch_size} does not split over {world.size} processes")
@@ -280,11 +289,16 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
     if ds.image_size != run.image_size:
         raise DataError(f"{ds.meta.get('root', 'dataset')}: images are {ds.image_size} px, params say data.image_size={run.image_size}")
     state = build_state(run, dev)
+    accel.prepare_networks(fast, state.G, state.D)
     ckpt_path = out_dir / CHECKPOINT
     if ckpt_path.exists():  # 1. resume where the last checkpoint left off
         ckpt = read_checkpoint(ckpt_path)
         if ckpt["config"] != run.to_dict():
             raise DataError(f"{ckpt_path}: checkpoint was written with other params; delete the run folder to start over")
+        started = ckpt.get("precision", "fp32")
+        if started != fast.precision:
+            raise DataError(f"{ckpt_path}: the run started in {started}, compute.precision resolves to {fast.precision} "
+                            f"on {dev}; resume with precision {started} or delete the run folder")
         restore(state, ckpt, ckpt_path)
     if world.main:
         (out_dir / "config.json").write_text(json.dumps(run.to_dict(), indent=2))
@@ -298,7 +312,7 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
              if t.curve_every and judge and world.main else None)
     if curve and state.step == 0:
         curve.point(state)
-    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    autocast = accel.autocast(fast, dev)
     start, t_start = state.epoch, time.perf_counter()
     saved = {"epoch": state.epoch if ckpt_path.exists() else None}
 
@@ -318,8 +332,9 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
             x, y_s, y_t = draw_batch(images, aus, idx, state, t.flip, t.au_noise)  # the global batch,
             alpha = draw_alpha(state, idx.shape[0], dev, t.lambdas)  # then this rank's shard of it
             x, y_s, y_t, alpha = map(world.shard, (x, y_s, y_t, alpha))
+            x = accel.images(fast, x)
             with autocast:  # 3. critic step, every iteration
-                d_terms = critic_terms(state, x, y_s, y_t, t.lambdas, alpha)
+                d_terms = critic_terms(state, x, y_s, y_t, t.lambdas, alpha, fast)
             state.opt_D.zero_grad(set_to_none=True)
             weighted_total(d_terms, t.lambdas, t.batch_size).backward()
             distributed.average_gradients(state.D, world)
@@ -349,18 +364,19 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
         state.sched_D.step()
         if checkpoint_now:  # 7. full state, atomically, by rank 0 (every rank's state is the same)
             if world.main:
-                save_checkpoint(state, run, ckpt_path)
+                save_checkpoint(state, run, ckpt_path, fast)
             distributed.barrier(world)
             saved["epoch"] = state.epoch
         if stop_after_epochs is not None and state.epoch - start >= stop_after_epochs:
             return {}
     if not world.main:
         return {}
-    return write_summary(run, state, out_dir, images.shape[0] * (t.epochs - start), time.perf_counter() - t_start, dev)
+    return write_summary(run, state, out_dir, images.shape[0] * (t.epochs - start), time.perf_counter() - t_start,
+                         dev, fast, world.size)
 
 
 def write_summary(run: RunConfig, state: TrainState, out_dir: Path, images_seen: int,
-                  seconds: float, dev: torch.device) -> dict:
+                  seconds: float, dev: torch.device, fast: Fast = Fast(), processes: int = 1) -> dict:
     summary = {
         "variant": run.variant, "seed": run.seed, "epochs": state.epoch, "generator_steps": state.step,
         "train_seconds_this_session": round(seconds, 2),
@@ -368,6 +384,8 @@ def write_summary(run: RunConfig, state: TrainState, out_dir: Path, images_seen:
         "generator_parameters": sum(p.numel() for p in state.G.parameters()),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch": torch.__version__,
+        "processes": processes,
+        "fast_path": fast.to_dict(),
     }
     atomic.write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2))
     return summary

@@ -102,3 +102,51 @@ def test_two_runs_give_byte_identical_metrics_on_any_core_count(toy_runs):
     assert len(first) == 2 + 3 + 6 and set(first) == set(second)  # judge (2), 3 variants, 3 x 2 runs
     differ = [name for name in first if first[name] != second[name]]
     assert not differ, f"metrics differ between two identical runs: {differ}"
+
+
+@pytest.mark.slow
+def test_the_queue_trains_two_variants_at_once_into_separate_folders_and_the_report_sees_both(tmp_path):
+    """`dftnet fanout`: one queued experiment per variant, two workers, then `dvc repro` finds both
+    trainings in the run cache (none is trained again) and the report reads every run."""
+    if not DVC.exists():
+        pytest.skip("dvc not installed beside this python")
+    from dftnet.fanout import train_in_parallel
+
+    root = scratch_project(tmp_path / "project")
+    params = toy_params()
+    params["variants"] = {k: params["variants"][k] for k in ("dftnet", "ganimation")}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(root), OPENBLAS_NUM_THREADS="1", GIT_AUTHOR_NAME="test", GIT_COMMITTER_NAME="test",
+               GIT_AUTHOR_EMAIL="test@example.com", GIT_COMMITTER_EMAIL="test@example.com")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for cmd in (["git", "init", "-q"], [str(DVC), "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "toy"]):
+        assert subprocess.run(cmd, cwd=root, env=env, capture_output=True).returncode == 0, cmd
+    old_env = dict(os.environ)
+    os.environ.update(env)  # the queue's workers inherit this process's environment
+    try:
+        done = train_in_parallel(["dftnet", "ganimation"], jobs=2, cwd=root, dvc=str(DVC), poll_s=0.5)
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+        subprocess.run([str(DVC), "queue", "stop", "--kill"], cwd=root, env=env, capture_output=True)
+    assert done["most_running"] == 2, done  # both experiments were running at the same moment
+    assert done["retrained"] == []  # dvc repro took both trainings from the run cache
+    for v in ("dftnet", "ganimation"):
+        for s in (0, 1):
+            summary = json.loads((root / "runs" / v / f"seed{s}" / "train_summary.json").read_text())
+            assert (summary["variant"], summary["seed"]) == (v, s)
+    results = pd.read_csv(root / "reports" / "results.csv")
+    assert sorted(set(results["variant"])) == ["dftnet", "ganimation"] and len(results) == 4
+
+
+def test_fanout_refuses_an_unknown_variant_or_no_jobs_in_one_line(tmp_path, capsys):
+    from dftnet.cli import main
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(toy_params()))
+    params = str(tmp_path / "params.yaml")
+    assert main(["--params", params, "fanout", "--variants", "dftnet,nope"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --variants: nope is not a variant "
+                                               "(known: dftnet, ganimation, warp_only)")
+    assert main(["--params", params, "fanout", "--jobs", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --jobs: expected at least 1, got 0"

@@ -1,13 +1,19 @@
 """Inference timing of a generator: one forward pass plus its composition (no cycle pass).
 
-Eval mode, ``torch.inference_mode``, fixed random inputs (seeded), untimed warm-up, device
-synchronisation around every timed pass, median and inter-quartile range over the runs.
+Eval mode, ``torch.inference_mode``, fixed random inputs (seeded), untimed warm-up, median and
+inter-quartile range over the runs. On the CPU each pass is timed by the wall clock; on CUDA
+by CUDA events recorded around it on the device's stream (kernel time, without the host's
+launch jitter after the pass), and, with ``graphs=True``, the pass is captured once in a CUDA
+graph after warm-up and each timed pass is a replay (no per-kernel launch cost: what batch-1
+latency can reach). The fast path (:mod:`dftnet.accel`: bf16 autocast, channels_last) applies
+as in training; the protocol records it.
 ``time_generators`` interleaves several generators run by run in one process, so that a
 ratio (DFT-Net / GANimation) is not skewed by drift in clock speed or load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -16,6 +22,8 @@ from importlib.metadata import version
 import numpy as np
 import torch
 
+from dftnet import accel
+from dftnet.accel import Fast
 from dftnet.blocks import eval_mode
 from dftnet.data.aus import N_AUS
 
@@ -52,6 +60,21 @@ def _inputs(batch_size: int, image_size: int, device: torch.device, dtype: torch
     return x.to(device, dtype), aus.to(device, dtype)
 
 
+@contextlib.contextmanager
+def _memory_format(fast: Fast, gens):
+    """The generators in the fast path's memory format for the timing, contiguous again after."""
+    if not fast.channels_last:
+        yield
+        return
+    for gen in gens:
+        gen.to(memory_format=accel.memory_format(fast))
+    try:
+        yield
+    finally:
+        for gen in gens:
+            gen.to(memory_format=torch.contiguous_format)
+
+
 def _summary(ms: list[float], batch_size: int) -> dict:
     q1, med, q3 = np.percentile(np.asarray(ms), [25, 50, 75])
     return {"batch_size": batch_size, "runs": len(ms), "ms_per_batch": [float(t) for t in ms],
@@ -60,13 +83,55 @@ def _summary(ms: list[float], batch_size: int) -> dict:
             "ms_per_image_median": float(med) / batch_size, "ms_per_image_iqr": float(q3 - q1) / batch_size}
 
 
+def _pass(gen, x: torch.Tensor, aus: torch.Tensor, fast: Fast, device: torch.device, graphs: bool, warmup: int):
+    """One inference pass of ``gen`` as a callable: eager under the fast path's autocast, or
+    (``graphs``, CUDA only) the replay of a CUDA graph captured after ``warmup`` eager passes
+    on a side stream (autocast's weight cache off: a captured cast must not be reused stale)."""
+    def eager():
+        with accel.autocast(fast, device):
+            return gen(x, aus).image
+
+    if not graphs:
+        return eager
+    if device.type != "cuda":
+        raise ValueError("CUDA graphs need a CUDA device")
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(max(warmup, 3)):
+            eager()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.autocast("cuda", torch.bfloat16, enabled=fast.precision == "bf16",
+                                                  cache_enabled=False):
+        gen(x, aus).image
+    return graph.replay
+
+
+def _timed_ms(fn, device: torch.device) -> float:
+    """Milliseconds of one call: CUDA events on the device's stream, else the wall clock."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000.0
+
+
 @torch.inference_mode()
 def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int = 50, warmup: int = 5,
-                    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> dict:
+                    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0,
+                    fast: Fast = Fast(), graphs: bool = False) -> dict:
     """Median/IQR latency of each generator per batch size, the generators interleaved.
 
-    Returns ``{"models": {name: {"b{bs}": {...}}}, "ratios": {"a/b": {"b{bs}": median ratio}},
-    "environment": {...}, "protocol": {...}}``. Training modes are restored afterwards.
+    ``fast``: the fast path's precision and memory format (:mod:`dftnet.accel`); ``graphs``:
+    time CUDA-graph replays (CUDA only). Returns ``{"models": {name: {"b{bs}": {...}}},
+    "ratios": {"a/b": {"b{bs}": median ratio}}, "environment": {...}, "protocol": {...}}``.
+    Training modes and memory formats are restored afterwards.
     """
     device = torch.device(device)
     for name, gen in gens.items():
@@ -74,28 +139,30 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
         if p is not None and (p.dtype != dtype or p.device.type != device.type):
             raise ValueError(f"time_generators: {name} has {p.dtype} parameters on {p.device}, expected {dtype} on {device}")
     models: dict = {name: {} for name in gens}
-    with eval_mode(*gens.values()):
+    with eval_mode(*gens.values()), _memory_format(fast, gens.values()):
         for bs in batch_sizes:
             x, aus = _inputs(bs, image_size, device, dtype, seed)
+            x = accel.images(fast, x)
+            passes = {name: _pass(gen, x, aus, fast, device, graphs, warmup) for name, gen in gens.items()}
             for _ in range(warmup):
-                for gen in gens.values():
-                    gen(x, aus)
+                for fn in passes.values():
+                    fn()
             _sync(device)
             times = {name: [] for name in gens}
             for _ in range(runs):
-                for name, gen in gens.items():
+                for name, fn in passes.items():
                     _sync(device)
-                    t0 = time.perf_counter()
-                    gen(x, aus).image
-                    _sync(device)
-                    times[name].append((time.perf_counter() - t0) * 1000.0)
+                    times[name].append(_timed_ms(fn, device))
             for name in gens:
                 models[name][f"b{bs}"] = _summary(times[name], bs)
+            del passes  # a captured graph holds its memory pool until released
     names = list(gens)
     ratios = {f"{a}/{b}": {k: models[a][k]["ms_per_batch_median"] / models[b][k]["ms_per_batch_median"] for k in models[a]}
               for a in names for b in names if a != b}
+    timer = "CUDA events around each pass" if device.type == "cuda" else "wall clock (perf_counter) around each pass"
     return {"models": models, "ratios": ratios, "environment": environment(device, dtype),
             "protocol": {"pass": "one generator forward incl. composition, no cycle pass", "mode": "eval + inference_mode",
+                         "timer": timer, "cuda_graphs": graphs, "fast_path": fast.to_dict(),
                          "warmup": warmup, "runs": runs, "image_size": image_size, "interleaved": len(gens) > 1,
                          "statistic": "median and inter-quartile range of wall time per pass", "input_seed": seed,
                          "ms_per_batch": "every timed pass in order; pass i of each model ran in the same "
@@ -103,7 +170,8 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
 
 
 def time_generator(gen, image_size: int, batch_sizes=(1, 64), runs: int = 50, warmup: int = 5,
-                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> dict:
+                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0,
+                   fast: Fast = Fast(), graphs: bool = False) -> dict:
     """Timing of one generator: ``{"b{bs}": {...}, "environment": {...}, "protocol": {...}}``."""
-    out = time_generators({"model": gen}, image_size, batch_sizes, runs, warmup, device, dtype, seed)
+    out = time_generators({"model": gen}, image_size, batch_sizes, runs, warmup, device, dtype, seed, fast, graphs)
     return {**out["models"]["model"], "environment": out["environment"], "protocol": out["protocol"]}

@@ -1,0 +1,144 @@
+"""The fast path (dftnet/accel.py) on the CPU: what `auto` resolves to, bf16 training and its
+resume guard, channels_last against the contiguous layout, the compiled generator against the
+eager one, the penalty's precision switch, timing with the fast path, and GPU claims."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from dftnet import accel, losses, numerics, train as trainer
+from dftnet.accel import Fast
+from dftnet.config import ComputeConfig
+from dftnet.errors import DataError
+from dftnet.eval.timing import time_generator
+from dftnet.generators import build_critic, build_generator
+
+from test_train import random_dataset, tiny_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compute(**kw) -> ComputeConfig:
+    return dataclasses.replace(ComputeConfig(), **kw)
+
+
+def test_auto_is_the_fast_path_on_cuda_and_the_plain_path_on_the_cpu():
+    assert accel.resolve(compute(), torch.device("cpu")) == Fast("fp32", False, False, False)
+    assert accel.resolve(compute(), torch.device("cuda")) == Fast("bf16", False, True, True)
+    explicit = compute(precision="bf16", penalty_precision="fp32", channels_last="enabled", compile="disabled")
+    assert accel.resolve(explicit, torch.device("cpu")) == Fast("bf16", True, True, False)
+    paper = compute(precision="fp32", channels_last="disabled", compile="disabled")
+    assert accel.resolve(paper, torch.device("cuda")) == Fast("fp32", False, False, False)
+
+
+def _losses(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / trainer.LOG).drop(columns=["images_per_s"]).dropna(axis=1, how="all")
+
+
+def test_bf16_training_runs_records_its_precision_and_resumes_only_in_bf16(tmp_path):
+    ds, run = random_dataset(), tiny_run(epochs=2)
+    bf16 = compute(precision="bf16")
+    summary = trainer.train(run, ds, tmp_path / "bf16", "cpu", stop_after_epochs=1, compute=bf16)
+    assert summary == {}  # stopped after its first epoch, resumable
+    assert torch.load(tmp_path / "bf16" / trainer.CHECKPOINT, weights_only=True)["precision"] == "bf16"
+    with pytest.raises(DataError, match=r"checkpoint\.pt: the run started in bf16, compute\.precision resolves to fp32"):
+        trainer.train(run, ds, tmp_path / "bf16", "cpu", compute=compute(precision="fp32"))
+    summary = trainer.train(run, ds, tmp_path / "bf16", "cpu", compute=bf16)
+    assert summary["fast_path"]["precision"] == "bf16" and summary["epochs"] == 2
+    fp32 = trainer.train(run, ds, tmp_path / "fp32", "cpu")
+    assert fp32["fast_path"] == Fast().to_dict()
+    a, b = _losses(tmp_path / "bf16"), _losses(tmp_path / "fp32")
+    assert a.notna().equals(b.notna())  # the same terms, every one finite (the trainer checks)
+    assert not a.equals(b)  # bf16 really ran: its losses are not fp32's
+
+
+def test_channels_last_trains_as_the_contiguous_layout_up_to_summation_order(tmp_path):
+    ds, run = random_dataset(), tiny_run(epochs=2)
+    trainer.train(run, ds, tmp_path / "plain", "cpu")
+    trainer.train(run, ds, tmp_path / "nhwc", "cpu", compute=compute(channels_last="enabled"))
+    a, b = _losses(tmp_path / "plain"), _losses(tmp_path / "nhwc")
+    assert ((a - b).abs() <= 1e-4 * (a.abs() + 1e-3)).all().all()
+    pa = torch.load(tmp_path / "plain" / trainer.CHECKPOINT, weights_only=True)
+    pb = torch.load(tmp_path / "nhwc" / trainer.CHECKPOINT, weights_only=True)
+    steps = pa["step"]
+    # as with data parallelism: a gradient that is 0 up to rounding makes Adam step lr either way
+    for net, lr in (("G", run.train.lr), ("D", run.train.lr_critic)):
+        worst = max(float((pa[net][k] - pb[net][k]).abs().max()) for k in pa[net])
+        assert worst <= 2 * lr * steps * run.train.n_critic, (net, worst)
+
+
+@pytest.mark.slow
+def test_compiled_generator_equals_eager_and_keeps_its_checkpoint_keys():
+    torch.manual_seed(0)
+    run = tiny_run()
+    G, D = build_generator(run.model, 32), build_critic(run.model, 32)
+    keys = list(G.state_dict())
+    x, aus = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 17)
+    eager = G(x, aus).image
+    eager.square().mean().backward()
+    grads = [p.grad.clone() for p in G.parameters()]
+    G.zero_grad(set_to_none=True)
+    accel.prepare_networks(Fast(compile=True), G, D)
+    compiled = G(x, aus).image
+    compiled.square().mean().backward()
+    assert list(G.state_dict()) == keys  # checkpoints of a compiled run load anywhere
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    for p, g in zip(G.parameters(), grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_penalty_precision_switches_the_critic_pass_of_the_penalty_to_fp32():
+    torch.manual_seed(0)
+    D = build_critic(tiny_run().model, 32)
+    seen = []
+    D.main[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    real, fake, alpha = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.rand(2)
+    for fast in (Fast("bf16", gp_fp32=False), Fast("bf16", gp_fp32=True), Fast("fp32", gp_fp32=True)):
+        with accel.autocast(fast, torch.device("cpu")), accel.penalty_precision(fast, torch.device("cpu")):
+            gp = losses.gradient_penalty(lambda z: D(z)[0], real, fake, alpha)
+        assert torch.isfinite(gp)
+    assert seen == [torch.bfloat16, torch.float32, torch.float32]
+
+
+def test_timing_with_the_fast_path_restores_the_layout_and_graphs_need_cuda():
+    torch.manual_seed(0)
+    G = build_generator(tiny_run().model, 32)
+    fast = Fast(channels_last=True)
+    out = time_generator(G, 32, batch_sizes=(1, 2), runs=5, warmup=1, fast=fast)
+    assert out["protocol"]["fast_path"]["channels_last"] and out["protocol"]["cuda_graphs"] is False
+    assert "wall clock" in out["protocol"]["timer"]
+    assert all(p.is_contiguous() for p in G.parameters())
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        time_generator(G, 32, batch_sizes=(1,), runs=5, warmup=1, graphs=True)
+
+
+CLAIM = "import sys; from dftnet import numerics; print(numerics.claim_gpu(3, sys.argv[1]))"
+
+
+def _claim_in_child(where: Path) -> int:
+    out = subprocess.run([sys.executable, "-c", CLAIM, str(where)], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+def test_each_process_claims_a_gpu_no_other_holds_and_frees_it_at_exit(tmp_path, monkeypatch):
+    monkeypatch.setattr(numerics, "_HELD", [])
+    try:
+        assert numerics.claim_gpu(3, tmp_path) == 0
+        assert _claim_in_child(tmp_path) == 1  # 0 is held here
+        assert _claim_in_child(tmp_path) == 1  # the child's claim ended with it
+        assert numerics.claim_gpu(3, tmp_path) == 1  # a second run in this process: the next GPU
+        assert _claim_in_child(tmp_path) == 2
+    finally:
+        for fd in numerics._HELD:
+            os.close(fd)
+    assert _claim_in_child(tmp_path) == 0
+    assert numerics.place(torch.device("cpu")) == torch.device("cpu")
