@@ -10,9 +10,11 @@ steps per second this gives, with the exact stem speed-up (``dftnet.blocks.conv_
 and with the plain convolution over the tiled AUs it replaces ("before"). Prints one line
 per variant (stdout); not a test, since timings depend on the machine and its load.
 
-``--loop-epochs N`` adds the whole training loop (:func:`dftnet.train.train`) against a loop
-written the way the official GANimation trains (fp32, a DataLoader decoding JPEGs every step,
-every loss read to the host every step), same model, losses and batch, and prints the ratio.
+``--loop-epochs N`` adds the whole training loop (:func:`dftnet.train.train`, with the params'
+fast path) against a loop written the way the official GANimation trains (fp32, a DataLoader
+decoding JPEGs every step, every loss read to the host every step), same model, losses, batch
+and device, and prints the ratio. ``benchmarks/bench_targets.py`` does the same at the paper's
+scale and writes the report.
 """
 
 import argparse
@@ -30,6 +32,7 @@ from dftnet import blocks
 from dftnet.config import load_params, resolve_variant
 from dftnet.generators import at_paper_size, generator_cost
 from dftnet.imageops import aus_to_model
+from dftnet.numerics import pick_device
 from dftnet.train import build_state, critic_terms, generator_terms, train, weighted_total
 
 
@@ -63,11 +66,17 @@ def plain_stem():
         blocks.conv_over_tiled_aus = fast
 
 
-def our_loop_images_per_second(run, ds, workdir: Path) -> float:
+def our_loop_images_per_second(run, ds, workdir: Path, device: str = "cpu", compute=None) -> float:
     """``dftnet.train.train`` itself: the split on the device, batches drawn there, losses read
-    once per log row. Images through the critic per second, from its own summary."""
-    summary = train(run, ds, workdir / "ours", "cpu")
-    return summary["critic_images_per_s"]
+    once per log row, the fast path of ``compute`` (:mod:`dftnet.accel`). Images through the
+    critic per second: the median over the log rows after the first epoch (warm-up and
+    ``torch.compile`` excluded)."""
+    import pandas as pd
+
+    train(run, ds, workdir / "ours", device, compute=compute)
+    log = pd.read_csv(workdir / "ours" / "log.csv")
+    later = log[log["epoch"] > 0] if (log["epoch"] > 0).any() else log
+    return float(later["images_per_s"].median())
 
 
 class JpegFolder(torch.utils.data.Dataset):
@@ -86,9 +95,11 @@ class JpegFolder(torch.utils.data.Dataset):
         return x, self.aus[i]
 
 
-def reference_loop_images_per_second(run, ds, workdir: Path, workers: int) -> float:
+def reference_loop_images_per_second(run, ds, workdir: Path, workers: int, device: str = "cpu",
+                                     warmup: int = 2) -> float:
     """A loop written the way the official GANimation trains: fp32, a DataLoader decoding JPEGs
-    every step, every loss read to the host every step (``.item()``), the same model, losses and batch."""
+    every step and copying each batch to the device, every loss read to the host every step
+    (``.item()``), the same model, losses and batch. The first ``warmup`` iterations are not timed."""
     folder = workdir / "jpegs"
     folder.mkdir(parents=True, exist_ok=True)
     idx = ds.train_idx
@@ -98,11 +109,16 @@ def reference_loop_images_per_second(run, ds, workdir: Path, workers: int) -> fl
     loader = torch.utils.data.DataLoader(JpegFolder(folder, [ds.ids[i] for i in idx.tolist()], aus),
                                          batch_size=run.train.batch_size, shuffle=True, drop_last=True,
                                          num_workers=workers)
-    state, t = build_state(run, torch.device("cpu")), run.train
-    images, start = 0, time.perf_counter()
+    dev = torch.device(device)
+    state, t = build_state(run, dev), run.train
+    images, seen, start = 0, 0, time.perf_counter()
     for _ in range(t.epochs):
         for k, (x, y_s) in enumerate(loader):
-            y_t = y_s[torch.randperm(len(y_s))]
+            if seen == warmup:
+                images, start = 0, time.perf_counter()
+            seen += 1
+            x, y_s = x.to(dev), y_s.to(dev)
+            y_t = y_s[torch.randperm(len(y_s), device=dev)]
             state.opt_D.zero_grad()
             d = critic_terms(state, x, y_s, y_t, t.lambdas)
             weighted_total(d, t.lambdas, t.batch_size).backward()
@@ -115,10 +131,12 @@ def reference_loop_images_per_second(run, ds, workdir: Path, workers: int) -> fl
                 state.opt_G.step()
                 logged.update({n: v.item() for n, v in g.items()})
             images += len(x)
+    if seen <= warmup:
+        raise ValueError(f"reference loop: {seen} iterations, none timed after {warmup} of warm-up; train longer")
     return images / (time.perf_counter() - start)
 
 
-def loop_comparison(params, variant: str, epochs: int, workers: int) -> None:
+def loop_comparison(params, variant: str, epochs: int, workers: int, device: str = "cpu") -> None:
     """Our loop against the reference-style loop on the params' dataset: images per second and the ratio."""
     import tempfile
 
@@ -129,11 +147,11 @@ def loop_comparison(params, variant: str, epochs: int, workers: int) -> None:
                                                                curve_every=0, checkpoint_every=epochs))
     ds = load_dataset(params.data.root)
     with tempfile.TemporaryDirectory() as tmp:
-        ours = our_loop_images_per_second(run, ds, Path(tmp))
-        ref = reference_loop_images_per_second(run, ds, Path(tmp), workers)
+        ours = our_loop_images_per_second(run, ds, Path(tmp), device, params.compute)
+        ref = reference_loop_images_per_second(run, ds, Path(tmp), workers, device)
     print(f"loop {variant}: ours {ours:.1f} img/s, reference-style (fp32, JPEG DataLoader with {workers} workers, "
           f".item() every step) {ref:.1f} img/s: {ours / ref:.2f}x ({epochs} epochs of {len(ds.train_ids)} images, "
-          f"batch {run.train.batch_size})")
+          f"batch {run.train.batch_size}, {device})")
 
 
 def main() -> None:
@@ -144,6 +162,7 @@ def main() -> None:
     ap.add_argument("--loop-epochs", type=int, default=0,
                     help="also time dftnet.train against a reference-style loop for this many epochs (needs data.root)")
     ap.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of the reference-style loop")
+    ap.add_argument("--device", default=None, help="for --loop-epochs: cuda / cpu (default: cuda where present)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     params = load_params(args.params)
@@ -161,7 +180,7 @@ def main() -> None:
               f" | here {here['params']:>9,} params {here['gflops']:.3f} GFLOPs/img"
               f" | paper scale {paper['params']:>10,} params {paper['gflops']:.2f} GFLOPs/img")
     if args.loop_epochs:
-        loop_comparison(params, "dftnet", args.loop_epochs, args.loader_workers)
+        loop_comparison(params, "dftnet", args.loop_epochs, args.loader_workers, str(pick_device(args.device)))
 
 
 if __name__ == "__main__":

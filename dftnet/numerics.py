@@ -57,7 +57,7 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 # --------------------------------------------------------------- one GPU per run
-_HELD: list[int] = []  # file descriptors of the GPU locks this process holds (released at exit)
+_HELD: dict[int, int] = {}  # GPU index -> file descriptor of its lock, held by this process until it exits
 
 
 def lock_dir() -> Path:
@@ -66,7 +66,8 @@ def lock_dir() -> Path:
 
 
 def claim_gpu(count: int, where: str | Path | None = None) -> int:
-    """The index of a GPU no other process on this machine has claimed, now claimed by this one.
+    """The index of a GPU no other process on this machine has claimed, now claimed by this one;
+    a process claims one GPU and keeps it (a worker training several seeds in turn reuses it).
 
     Each GPU ``i`` has a lock file ``cuda<i>.lock`` in :func:`lock_dir`; a claim is an exclusive
     ``flock`` held on an open file until the process exits (the kernel releases it however the
@@ -76,6 +77,8 @@ def claim_gpu(count: int, where: str | Path | None = None) -> int:
     """
     import fcntl
 
+    if _HELD:
+        return next(iter(_HELD))
     folder = Path(where) if where is not None else lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -89,13 +92,13 @@ def claim_gpu(count: int, where: str | Path | None = None) -> int:
         except BlockingIOError:
             os.close(fd)
             continue
-        _HELD.append(fd)
+        _HELD[i] = fd
         return i
     i = os.getpid() % count
     print(f"all {count} GPUs are in use by other runs ({folder}); waiting for cuda:{i}", file=sys.stderr)
     fd = open_lock(i)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    _HELD.append(fd)
+    _HELD[i] = fd
     return i
 
 

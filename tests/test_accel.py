@@ -130,15 +130,37 @@ def _claim_in_child(where: Path) -> int:
 
 
 def test_each_process_claims_a_gpu_no_other_holds_and_frees_it_at_exit(tmp_path, monkeypatch):
-    monkeypatch.setattr(numerics, "_HELD", [])
+    monkeypatch.setattr(numerics, "_HELD", {})
     try:
         assert numerics.claim_gpu(3, tmp_path) == 0
         assert _claim_in_child(tmp_path) == 1  # 0 is held here
         assert _claim_in_child(tmp_path) == 1  # the child's claim ended with it
-        assert numerics.claim_gpu(3, tmp_path) == 1  # a second run in this process: the next GPU
-        assert _claim_in_child(tmp_path) == 2
+        assert numerics.claim_gpu(3, tmp_path) == 0  # a second run in this process keeps its GPU
+        assert _claim_in_child(tmp_path) == 1
     finally:
-        for fd in numerics._HELD:
+        for fd in numerics._HELD.values():
             os.close(fd)
     assert _claim_in_child(tmp_path) == 0
     assert numerics.place(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.slow
+def test_the_targets_benchmark_writes_every_target_with_a_verdict(tmp_path):
+    """benchmarks/bench_targets.py end to end on the CPU at toy size (the figures are the GPU's job)."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params-paper.yaml").read_text())
+    params["data"]["image_size"] = 32
+    params["model"].update(base_channels=4, n_res_blocks=1, critic_channels=8, critic_layers=3)
+    params["train"].update(batch_size=4, n_critic=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_targets.py"), "--params",
+                          str(tmp_path / "params.yaml"), "--device", "cpu", "--batch", "4", "--runs", "5",
+                          "--train-images", "16", "--epochs", "3", "--workers", "0", "--threads", "1",
+                          "--out", str(tmp_path / "targets.md")], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = (tmp_path / "targets.md").read_text()
+    verdicts = [line.rsplit("|", 2)[1].strip() for line in report.splitlines()[6:10]]
+    assert len(verdicts) == 4 and set(verdicts) <= {"met", "not met"}, report
+    assert "32 px, batch 1" in report and "wall clock" in report and "extrapolation" in report
