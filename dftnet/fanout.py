@@ -67,7 +67,7 @@ def train_in_parallel(variants: list[str], jobs: int, cwd: str | Path = ".", dvc
         raise DataError(f"--jobs: expected at least 1, got {jobs}")
     cwd, t0 = Path(cwd), time.time()
     print("fanout: dataset and judge first (dvc repro judge)", file=log)
-    _dvc(dvc, ["repro", "judge"], cwd)
+    _dvc(dvc, ["repro", "judge"], cwd, log)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     names = {v: f"train-{v.replace('_', '-')}-{stamp}" for v in variants}
     for v, name in names.items():
