@@ -16,22 +16,33 @@ def shared_dir() -> Path:
     return Path(os.environ.get("DFTNET_SHARED") or Path(__file__).parents[1].parent / "shared")
 
 
+def shared_or_skip(path: Path, what: str) -> Path:
+    """``path`` in the shared folder, or the test skipped naming what is missing (a clone without it)."""
+    if not path.is_file():
+        pytest.skip(f"{what} not found at {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def ganimation_sample(shared_dir: Path) -> Path:
     """GANimation's sample_dataset (4 EmotioNet crops, aus_openface.pkl, id lists)."""
     path = shared_dir / "data" / "ganimation-sample"
-    if not (path / "aus_openface.pkl").is_file():
-        pytest.skip(f"GANimation sample not found at {path}")
+    shared_or_skip(path / "aus_openface.pkl", "GANimation sample")
+    return path
+
+
+@pytest.fixture(scope="session")
+def faces_gray(shared_dir: Path) -> Path:
+    """The 11,794 grey face photos with emotion labels."""
+    path = shared_dir / "data" / "faces-gray"
+    shared_or_skip(path / "labels.csv", "faces-gray")
     return path
 
 
 @pytest.fixture(scope="session")
 def bundle(shared_dir: Path) -> Path:
     """MediaPipe's Face Landmarker bundle (detector, landmarks, blendshapes)."""
-    path = shared_dir / "models" / "face_landmarker.task"
-    if not path.is_file():
-        pytest.skip(f"Face Landmarker bundle not found at {path}")
-    return path
+    return shared_or_skip(shared_dir / "models" / "face_landmarker.task", "Face Landmarker bundle")
 
 
 # numpy's OpenBLAS threads fight torch's on a 2-core machine (FID's 2048 x 2048 linear

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import shared_or_skip
 from dftnet import train as trainer
 from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.faces import LM, N_LANDMARKS, Face, paste_back
@@ -40,10 +41,8 @@ def landmarker(bundle):
 
 @pytest.fixture(scope="module")
 def face_photo(shared_dir) -> Path:
-    path = shared_dir / "data" / "ganimation-sample" / "imgs" / "N_0000000356_00190.jpg"
-    if not path.is_file():
-        pytest.skip(f"GANimation sample not found at {path}")
-    return path
+    return shared_or_skip(shared_dir / "data" / "ganimation-sample" / "imgs" / "N_0000000356_00190.jpg",
+                          "GANimation sample")
 
 
 def _face(r_eye, l_eye, mouth) -> Face:

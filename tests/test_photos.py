@@ -35,14 +35,6 @@ def landmarker(bundle):
         yield lm
 
 
-@pytest.fixture(scope="session")
-def faces_gray(shared_dir: Path) -> Path:
-    path = shared_dir / "data" / "faces-gray"
-    if not (path / "labels.csv").is_file():
-        pytest.skip(f"faces-gray not found at {path}")
-    return path
-
-
 def _labelled(faces_gray: Path, emotion: str, n: int) -> list[Path]:
     with open(faces_gray / "labels.csv", newline="") as fh:
         names = [r["image"] for r in csv.DictReader(fh) if r["emotion"] == emotion]
