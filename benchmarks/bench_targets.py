@@ -149,7 +149,7 @@ def main() -> None:
     n_images = args.train_images or (2000 if cuda else 125)
     params, run = paper_run(Path(args.params), args.epochs)
     fast = accel.resolve(params.compute, device)
-    inf = inference(run, device, dataclasses.replace(fast, compile=False), batch, runs, warmup=max(3, runs // 10))
+    inf = inference(run, device, fast, batch, runs, warmup=max(3, runs // 10))
     for mode, res in inf.items():
         print(f"inference {mode}: b1 {res['b1']['ms_per_batch_median']:.3f} ms, b{batch} "
               f"{batch / res[f'b{batch}']['ms_per_batch_median'] * 1000:,.0f} images/s")

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dftnet.numerics import place
+
 
 @dataclass(frozen=True)
 class World:
@@ -52,8 +54,6 @@ def device_of(world: World, device: torch.device) -> torch.device:
     """The device this process trains on: over several ranks, each rank's own GPU
     (``cuda:LOCAL_RANK``) where the device is CUDA without an index; in one process, a GPU no
     other run on this machine holds (:func:`dftnet.numerics.place`); otherwise ``device``."""
-    from dftnet.numerics import place
-
     if world.size > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", world.local_rank % max(1, torch.cuda.device_count()))
     elif world.size == 1:

@@ -256,8 +256,6 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
     own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
     ``headline``: the reference's median time and FLOPs over the baseline's, for ``dvc metrics``.
     """
-    import dataclasses
-
     from dftnet import accel, numerics
     from dftnet.eval.timing import time_generators
     from dftnet.generators import at_paper_size, build_generator, generator_cost
@@ -269,7 +267,7 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
     models = {v: resolve_model(params, v) for v in params.variants}
     gens = {v: build_generator(m, size).to(device) for v, m in models.items()}
     e = params.eval
-    fast = dataclasses.replace(accel.resolve(params.compute, device), compile=False)  # eager; graphs on CUDA below
+    fast = accel.resolve(params.compute, device)
     result = time_generators(gens, size, e.timing_batch_sizes, e.timing_runs, e.timing_warmup, device, seed=e.seed,
                              fast=fast)
     if device.type == "cuda":  # the same passes replayed from CUDA graphs (no launch overhead)

@@ -278,7 +278,7 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
 
 
 def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, stop_after_epochs: int | None,
-           judge: nn.Module | None, world: World = World(), compute: ComputeConfig = ComputeConfig()) -> dict:
+           judge: nn.Module | None, world: World, compute: ComputeConfig) -> dict:
     """The loop of :func:`train`, inside its lock."""
     out_dir, dev, t = Path(out_dir), distributed.device_of(world, pick_device(device)), run.train
     fast = accel.resolve(compute, dev)

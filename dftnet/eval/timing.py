@@ -14,6 +14,7 @@ ratio (DFT-Net / GANimation) is not skewed by drift in clock speed or load.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import time
@@ -128,12 +129,13 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
                     fast: Fast = Fast(), graphs: bool = False) -> dict:
     """Median/IQR latency of each generator per batch size, the generators interleaved.
 
-    ``fast``: the fast path's precision and memory format (:mod:`dftnet.accel`); ``graphs``:
-    time CUDA-graph replays (CUDA only). Returns ``{"models": {name: {"b{bs}": {...}}},
+    ``fast``: the fast path's precision and memory format (:mod:`dftnet.accel`; its ``compile``
+    is a training option: timing runs eager, and says so); ``graphs``: time CUDA-graph replays
+    (CUDA only). Returns ``{"models": {name: {"b{bs}": {...}}},
     "ratios": {"a/b": {"b{bs}": median ratio}}, "environment": {...}, "protocol": {...}}``.
     Training modes and memory formats are restored afterwards.
     """
-    device = torch.device(device)
+    device, fast = torch.device(device), dataclasses.replace(fast, compile=False)
     for name, gen in gens.items():
         p = next(gen.parameters(), None)
         if p is not None and (p.dtype != dtype or p.device.type != device.type):
