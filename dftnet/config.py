@@ -37,8 +37,12 @@ class SyntheticConfig:
     seed: int = _f(0, "seed of identities, expressions and evaluation pairs", min=0)
     n_train_identities: int = _f(40, "identities in the training split", min=1)
     n_test_identities: int = _f(12, "identities in the test split (disjoint from train)", min=1)
+    n_val_identities: int = _f(12, "validation identities (disjoint from every other split): the learning curve and "
+                               "every recipe choice read their pairs, never the test pairs", min=1)
+    n_judge_identities: int = _f(32, "the AU judge's own identities, disjoint from every GAN split", min=2)
     images_per_identity: int = _f(12, "expressions rendered per identity", min=1)
-    pairs_per_test_identity: int = _f(10, "paired (source, target, ground truth) edits per test identity", min=1)
+    pairs_per_test_identity: int = _f(10, "paired (source, target, ground truth) edits per test (and validation) identity",
+                                      min=1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class PhotosConfig:
     landmarker: str = _f("", "MediaPipe Face Landmarker bundle (.task with blendshapes)")
     neutral_label: str = _f("neutral", "the emotion label of neutral faces in `labels`")
     n_test: int = _f(120, "test people, one photo each: the evaluation's sources", min=2)
+    n_val: int = _f(64, "validation people, one photo each, disjoint from every other split: the learning curve's "
+                    "sources (0 = none; then train.curve_every must be 0)", min=0)
     n_judge: int = _f(2000, "photos the AU judge trains on, of people no GAN sees (0 = the judge shares the "
                       "GANs' training split)", min=0)
     n_train: int = _f(0, "photos the GANs train on (0 = every photo left)", min=0)

@@ -1,7 +1,8 @@
 """The learning curve: the independent AU judge's reading of held-out edits during training.
 
-Every ``train.curve_every`` generator steps the generator edits a fixed set of held-out test
-pairs (the first ``train.curve_pairs``), and one row goes to ``<run>/curve.csv``:
+Every ``train.curve_every`` generator steps the generator edits a fixed set of held-out
+**validation** pairs (the first ``train.curve_pairs``; never test pairs, which only
+``evaluate`` reads), and one row goes to ``<run>/curve.csv``:
 
 - ``au_mae``: the judge's AU error of the edits against their target AUs (0-5 scale);
 - ``au_mae_source``: the same error of the *unedited* sources, the "changed nothing" floor
@@ -39,12 +40,14 @@ class LearningCurve:
 
     def __init__(self, path: Path, keep_until_step: int, judge: nn.Module, ds: FaceDataset, n_pairs: int,
                  device: torch.device):
-        if ds.pairs is None or len(ds.pairs) == 0:
-            raise DataError("learning curve: the dataset has no evaluation pairs (pairs.csv)")
-        n = min(n_pairs, len(ds.pairs))
+        pairs = ds.val_pairs
+        if pairs is None or len(pairs) == 0:
+            raise DataError("learning curve: the dataset has no validation pairs (val_pairs.csv; run prepare again, "
+                            "or set train.curve_every: 0)")
+        n = min(n_pairs, len(pairs))
         self.path, self.judge, self.device = path, judge.to(device).eval(), device
-        self.sources = ds.images[ds.index(ds.pairs.source_ids[:n])]
-        self.target = ds.pairs.target_aus[:n].float()
+        self.sources = ds.images[ds.index(pairs.source_ids[:n])]
+        self.target = pairs.target_aus[:n].float()
         self.floor = float((judge_predict(self.judge, self.sources, device=device) - self.target).abs().mean())
         csvlog.restart(path, CURVE_COLUMNS, keep_until_step)
 

@@ -66,9 +66,10 @@ class Run:
         return num(self.summary.get(metric))
 
     def pairs(self, metric: str) -> list[float] | None:
-        """One value per test pair, in pair order (None where the metric has none)."""
+        """One value per test pair, in pair order (None where the metric has none; NaN for a
+        pair without a value, e.g. one that asks no raise)."""
         v = self.per_pair.get(metric)
-        return [float(x) for x in v] if v else None
+        return [math.nan if x is None else float(x) for x in v] if v else None
 
 
 def _per_au_mae(block: dict | None) -> dict:
@@ -97,8 +98,8 @@ def load_run(path: Path) -> Run:
             raise DataError(f"{path}: summary.{key} is {v!r}, expected a number or null")
     for key, values in (d.get("per_pair") or {}).items():
         if values is not None and (not isinstance(values, list) or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)):
-            raise DataError(f"{path}: per_pair.{key} is not a list of numbers")
+                x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in values)):
+            raise DataError(f"{path}: per_pair.{key} is not a list of numbers (or nulls)")
     au = d.get("au") or {}
     return Run(path, str(d["variant"]), int(d["seed"]), d["summary"], dict(d.get("per_pair") or {}),
                dict(d.get("ci") or {}), _per_au_mae(au.get("edit")), _per_au_mae(au.get("source")),

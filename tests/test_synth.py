@@ -1,6 +1,7 @@
 """The synthetic renderer: AU locality, blink, determinism, splits, shapes and the dataset builder."""
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -72,13 +73,14 @@ def test_batch_independent_and_equal_aus_render_equal():
     assert torch.equal(render(ident, aus, SIZE), whole)
 
 
-def test_train_and_test_identities_are_disjoint():
-    train, test = sample_identities(30, seed=0, split="train"), sample_identities(30, seed=0, split="test")
-    for f in dataclasses.fields(train):
-        a, b = getattr(train, f.name).flatten(1), getattr(test, f.name).flatten(1)
-        assert not (a[:, None] == b[None]).all(-1).any(), f"{f.name}: a train identity equals a test one"
+def test_identities_of_every_split_are_disjoint():
+    splits = {s: sample_identities(30, seed=0, split=s) for s in ("train", "test", "val", "judge")}
+    for s1, s2 in itertools.combinations(splits, 2):
+        for f in dataclasses.fields(splits[s1]):
+            a, b = getattr(splits[s1], f.name).flatten(1), getattr(splits[s2], f.name).flatten(1)
+            assert not (a[:, None] == b[None]).all(-1).any(), f"{f.name}: a {s1} identity equals a {s2} one"
     with pytest.raises(ValueError, match="split"):
-        sample_identities(1, seed=0, split="val")
+        sample_identities(1, seed=0, split="holdout")
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -113,13 +115,21 @@ def test_regions_are_valid_boxes():
 
 def test_build_synthetic_dataset():
     cfg = SyntheticConfig(seed=4, n_train_identities=3, n_test_identities=2, images_per_identity=4,
-                          pairs_per_test_identity=3)
+                          pairs_per_test_identity=3, n_val_identities=2, n_judge_identities=3)
     ds = build_synthetic_dataset(cfg, SIZE)
-    assert len(ds) == 20 and ds.images.shape == (20, 3, SIZE, SIZE) and ds.images.dtype == torch.uint8
+    assert len(ds) == 40 and ds.images.shape == (40, 3, SIZE, SIZE) and ds.images.dtype == torch.uint8
+    # Four disjoint sets of people: the GANs' train, validation and test, and the judge's own.
+    people = {name: {ds.identities[i] for i in ds.index(ids).tolist()}
+              for name, ids in (("train", ds.train_ids), ("test", ds.test_ids), ("val", ds.val_ids),
+                                ("judge", ds.judge_ids))}
+    assert [len(p) for p in people.values()] == [3, 2, 2, 3]
+    assert not any(people[a] & people[b] for a, b in itertools.combinations(people, 2))
+    assert len(ds.val_pairs) == 6 and set(ds.val_pairs.source_ids) <= set(ds.val_ids)
+    assert set(ds.val_pairs.target_ids) <= set(ds.val_ids) and ds.val_pairs.gt.shape == (6, 3, SIZE, SIZE)
     assert ds.aus.dtype == torch.float32 and torch.equal(ds.aus, torch.round(ds.aus * 100) / 100)
     assert ds.train_ids[:2] == ["train_p0000_e00", "train_p0000_e01"] and ds.test_ids[-1] == "test_p0001_e03"
     assert len(ds.train_ids) == 12 and len(ds.test_ids) == 8 and not set(ds.train_ids) & set(ds.test_ids)
-    assert ds.identities[4] == "train_p0001" and ds.identities[-1] == "test_p0001"
+    assert ds.identities[4] == "train_p0001" and ds.identities[19] == "test_p0001" and ds.identities[-1] == "judge_p0002"
     assert ds.meta["source"] == "synthetic" and ds.meta["renderer_version"] == 1 and ds.meta["image_size"] == SIZE
     pairs = ds.pairs
     assert pairs.pair_ids[0] == "pair_00000" and len(pairs) == 6 and pairs.gt.shape == (6, 3, SIZE, SIZE)

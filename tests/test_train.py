@@ -151,9 +151,14 @@ def dataset_with_pairs(n=24, size=32):
     from dftnet.data.dataset import EvalPairs
 
     ds = random_dataset(n, size)
-    src = ds.test_ids * 2
-    ds.pairs = EvalPairs(pair_ids=[f"p{k}" for k in range(len(src))], source_ids=src, target_ids=[""] * len(src),
+    ds.test_ids, ds.val_ids = ds.test_ids[:4], ds.test_ids[4:]
+
+    def pairs(ids, tag):
+        src = ids * 3
+        return EvalPairs(pair_ids=[f"{tag}{k}" for k in range(len(src))], source_ids=src, target_ids=[""] * len(src),
                          target_aus=torch.rand(len(src), 17, generator=torch.Generator().manual_seed(1)) * 5)
+
+    ds.pairs, ds.val_pairs = pairs(ds.test_ids, "p"), pairs(ds.val_ids, "v")
     return ds
 
 

@@ -9,11 +9,14 @@ synthetic and real data)::
       train_ids.txt        one id per line
       test_ids.txt
       judge_ids.txt        (optional) the AU judge's own split, disjoint from train and test
+      val_ids.txt          (optional) validation split, disjoint from train, test and judge
       identities.csv       (optional) id,identity
       emotions.csv         (optional) id,emotion ("" where unlabelled)
       skipped.csv          (optional) file,reason: input photos with no usable face
       pairs.csv            (optional) pair_id,source_id,target_id,AU01..AU45 (target AUs)
       gt/<pair_id>.png     (optional) ground truth of every pair
+      val_pairs.csv        (optional) the validation split's pairs, as pairs.csv
+      gt_val/<pair_id>.png (optional) their ground truth
       meta.json            provenance (FaceDataset.meta) + "format_version": 1
 
 Writing is all-or-nothing (a temporary folder swapped into place); reading checks every file
@@ -67,12 +70,20 @@ def _check_dataset(ds: FaceDataset) -> None:
     both = set(ds.train_ids) & set(ds.test_ids)
     if both:
         raise DataError(f"dataset: id {sorted(both)[0]} is in both train_ids and test_ids")
-    if ds.judge_ids is not None:
-        unknown = [i for i in ds.judge_ids if i not in known]
-        shared = set(ds.judge_ids) & (set(ds.train_ids) | set(ds.test_ids))
-        if unknown or shared or len(set(ds.judge_ids)) != len(ds.judge_ids):
+    others = set(ds.train_ids) | set(ds.test_ids)
+    for name, split in (("val_ids", ds.val_ids), ("judge_ids", ds.judge_ids)):
+        if split is None:
+            continue
+        unknown = [i for i in split if i not in known]
+        shared = set(split) & others
+        if unknown or shared or len(set(split)) != len(split):
             bad = (unknown or sorted(shared) or ["a duplicate"])[0]
-            raise DataError(f"dataset judge_ids: id {bad} is unknown, duplicated or also in train/test")
+            raise DataError(f"dataset {name}: id {bad} is unknown, duplicated or also in another split")
+        others |= set(split)
+    if (ds.val_pairs is None) != (ds.val_ids is None):
+        raise DataError("dataset: val_ids and val_pairs go together")
+    if ds.val_pairs is not None:
+        _check_pairs(ds.val_pairs, set(ds.val_ids), shape[-1])
     if ds.emotions is not None and len(ds.emotions) != n:
         raise DataError(f"dataset emotions: {len(ds.emotions)} labels for {n} images")
     if ds.identities is not None and len(ds.identities) != n:
@@ -121,6 +132,9 @@ def _write_contents(ds: FaceDataset, tmp: Path) -> None:
         _write_rows(tmp / "skipped.csv", ["file", "reason"], (list(r) for r in ds.skipped))
     if ds.pairs is not None:
         _write_pairs(ds.pairs, tmp)
+    if ds.val_ids is not None:
+        (tmp / "val_ids.txt").write_text("".join(f"{i}\n" for i in ds.val_ids), encoding="utf-8")
+        _write_pairs(ds.val_pairs, tmp, "val_pairs.csv", "gt_val")
     meta = {**ds.meta, "format_version": FORMAT_VERSION}
     try:
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
@@ -129,14 +143,14 @@ def _write_contents(ds: FaceDataset, tmp: Path) -> None:
     (tmp / "meta.json").write_text(text + "\n", encoding="utf-8")
 
 
-def _write_pairs(pairs: EvalPairs, tmp: Path) -> None:
+def _write_pairs(pairs: EvalPairs, tmp: Path, table: str = "pairs.csv", gt_dir: str = "gt") -> None:
     rows = ([pid, src, tgt, *map(format_au, aus)] for pid, src, tgt, aus in
             zip(pairs.pair_ids, pairs.source_ids, pairs.target_ids, pairs.target_aus.tolist()))
-    _write_rows(tmp / "pairs.csv", ["pair_id", "source_id", "target_id", *AU_NAMES], rows)
+    _write_rows(tmp / table, ["pair_id", "source_id", "target_id", *AU_NAMES], rows)
     if pairs.gt is not None:
-        (tmp / "gt").mkdir()
+        (tmp / gt_dir).mkdir()
         for pid, image in zip(pairs.pair_ids, pairs.gt):
-            write_png(tmp / "gt" / f"{pid}.png", image)
+            write_png(tmp / gt_dir / f"{pid}.png", image)
 
 
 def save_dataset(ds: FaceDataset, root: str | Path) -> None:
@@ -196,8 +210,8 @@ def _read_per_id(path: Path, ids: list[str], name: str) -> list[str]:
     return [labels[i] for i in ids]
 
 
-def _read_pairs(root: Path, known: dict, side: int) -> EvalPairs:
-    path = root / "pairs.csv"
+def _read_pairs(root: Path, known: dict, side: int, table: str = "pairs.csv", gt_dir: str = "gt") -> EvalPairs:
+    path = root / table
     header, rows = read_csv(path)
     cols = [column(header, path, name) for name in ("pair_id", "source_id", "target_id")]
     au_cols = au_columns(header, path)
@@ -211,9 +225,9 @@ def _read_pairs(root: Path, known: dict, side: int) -> EvalPairs:
         records.append(AuRow(pid, au_vector((fields[c] for c in au_cols), AU_NAMES, where), where))
     index_unique(records)
     pair_ids = [r.id for r in records]
-    gt = read_pngs(root / "gt", pair_ids) if (root / "gt").is_dir() and pair_ids else None
+    gt = read_pngs(root / gt_dir, pair_ids) if (root / gt_dir).is_dir() and pair_ids else None
     if gt is not None and gt.shape[-1] != side:
-        raise DataError(f"{root / 'gt'}: {gt.shape[-1]} px ground truth for {side} px images")
+        raise DataError(f"{root / gt_dir}: {gt.shape[-1]} px ground truth for {side} px images")
     target_aus = torch.from_numpy(np.stack([r.aus for r in records])) if records else torch.zeros(0, N_AUS)
     return EvalPairs(pair_ids=pair_ids, source_ids=[fields[cols[1]] for _, fields in rows],
                      target_ids=[fields[cols[2]] for _, fields in rows], target_aus=target_aus, gt=gt)
@@ -258,6 +272,15 @@ def load_dataset(root: str | Path) -> FaceDataset:
         judge = read_id_list(root / "judge_ids.txt", normalise=False)
         check_known(judge, root / "judge_ids.txt", table, "row in aus.csv")
         check_splits(judge, train + test, root / "judge_ids.txt", root / "train_ids.txt and test_ids.txt")
+    val, val_pairs = None, None
+    if (root / "val_ids.txt").exists():
+        val = read_id_list(root / "val_ids.txt", normalise=False)
+        check_known(val, root / "val_ids.txt", table, "row in aus.csv")
+        check_splits(train + test + (judge or []), val, root / "val_ids.txt", "the train, test or judge ids")
+        if not (root / "val_pairs.csv").exists():
+            raise DataError(f"{root / 'val_pairs.csv'}: not found (val_ids.txt needs its pairs)")
+        val_table = {i: table[i] for i, _ in val}
+        val_pairs = _read_pairs(root, val_table, images.shape[-1], "val_pairs.csv", "gt_val")
     skipped = None
     if (root / "skipped.csv").exists():
         header, rows = read_csv(root / "skipped.csv")
@@ -267,4 +290,5 @@ def load_dataset(root: str | Path) -> FaceDataset:
     return FaceDataset(ids=ids, images=images, aus=torch.from_numpy(np.stack([table[i].aus for i in ids])),
                        train_ids=[i for i, _ in train], test_ids=[i for i, _ in test],
                        identities=identities, pairs=pairs, meta=meta,
-                       judge_ids=[i for i, _ in judge] if judge is not None else None, emotions=emotions, skipped=skipped)
+                       judge_ids=[i for i, _ in judge] if judge is not None else None, emotions=emotions, skipped=skipped,
+                       val_ids=[i for i, _ in val] if val is not None else None, val_pairs=val_pairs)

@@ -48,6 +48,10 @@ class FaceDataset:
     judge_ids: list[str] | None = None
     emotions: list[str] | None = None
     skipped: list[tuple[str, str]] | None = None
+    # Validation: people of their own (disjoint from train, test and the judge's) and their
+    # pairs. The learning curve and every recipe choice read these; only `evaluate` reads `pairs`.
+    val_ids: list[str] | None = None
+    val_pairs: EvalPairs | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -68,6 +72,12 @@ class FaceDataset:
     @property
     def test_idx(self) -> torch.Tensor:
         return self.index(self.test_ids)
+
+    def split_pairs(self, split: str) -> EvalPairs | None:
+        """The evaluation pairs of ``split``: "test" (read once, by ``evaluate``) or "val"."""
+        if split not in ("test", "val"):
+            raise ValueError(f"split: expected 'test' or 'val', got {split!r}")
+        return self.pairs if split == "test" else self.val_pairs
 
     @property
     def judge_idx(self) -> torch.Tensor:

@@ -8,7 +8,8 @@ reads at evaluation, and its cues are calibrated on the whole set
 listed with the reason in ``skipped.csv``; the stage fails only when too few remain.
 
 Splits are by person (the id up to a trailing ``_<digits>``, LFW's naming): ``test`` holds one
-photo of each of ``n_test`` people, ``judge`` the photos the AU judge trains on (never seen by
+photo of each of ``n_test`` people, ``val`` one photo of each of ``n_val`` other people (the
+learning curve reads their pairs), ``judge`` the photos the AU judge trains on (never seen by
 a GAN), ``train`` the GANs' photos. At most ``max_per_identity`` photos of one person go to
 judge and train, so a few much-photographed people do not dominate.
 """
@@ -115,20 +116,23 @@ def _prepare_in_worker(job: tuple[Path, int]) -> tuple:
     return prepare_photo(*job)
 
 
-def _split(ids: list[str], cfg: PhotosConfig) -> tuple[list[str], list[str], list[str]]:
-    """(train, judge, test) ids, disjoint by person, seeded."""
+def _split(ids: list[str], cfg: PhotosConfig) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(train, judge, test, val) ids, disjoint by person, seeded (the test people drawn as before
+    validation existed: validation takes the people after them)."""
     people: dict[str, list[str]] = {}
     for id_ in ids:
         people.setdefault(identity_of(id_), []).append(id_)
     rng = np.random.default_rng(cfg.seed)
     order = [sorted(people)[i] for i in rng.permutation(len(people))]
-    if len(order) < cfg.n_test + 2:
-        raise DataError(f"data.photos.n_test: {cfg.n_test} test people asked, but only {len(order)} people "
-                        "have a usable face (the GANs and the judge need some too)")
+    if len(order) < cfg.n_test + cfg.n_val + 2:
+        raise DataError(f"data.photos.n_test: {cfg.n_test} test and {cfg.n_val} validation people asked, but only "
+                        f"{len(order)} people have a usable face (the GANs and the judge need some too)")
     test = [people[p][int(rng.integers(len(people[p])))] for p in order[:cfg.n_test]]
+    held = cfg.n_test + cfg.n_val
+    val = [people[p][int(rng.integers(len(people[p])))] for p in order[cfg.n_test:held]]
     judge: list[str] = []
     train: list[str] = []
-    for person in order[cfg.n_test:]:
+    for person in order[held:]:
         photos = people[person][:cfg.max_per_identity]
         if len(judge) < cfg.n_judge:
             judge += photos
@@ -137,7 +141,7 @@ def _split(ids: list[str], cfg: PhotosConfig) -> tuple[list[str], list[str], lis
     if not train:
         raise DataError(f"data.photos: no photos left for the GANs' training split after {len(test)} test and "
                         f"{len(judge)} judge photos; lower n_test or n_judge")
-    return train, judge, test
+    return train, judge, test, val
 
 
 def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
@@ -176,20 +180,22 @@ def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
     neutral = np.array([e == cfg.neutral_label for e in emotions])
     cal = Calibration.fit(raw, neutral)
     aus = torch.from_numpy(cal.aus(raw).astype(np.float32))
-    train, judge, test = _split(ids, cfg)
+    train, judge, test, val = _split(ids, cfg)
     pos = {i: n for n, i in enumerate(ids)}
     pairs = make_pairs(test, aus[[pos[i] for i in test]], cfg.pairs_per_test_image, cfg.seed)
+    val_pairs = make_pairs(val, aus[[pos[i] for i in val]], cfg.pairs_per_test_image, cfg.seed + 1) if val else None
     images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
     meta = {"source": "photos", "images": cfg.images, "labels": cfg.labels, "landmarker": cfg.landmarker,
             "image_size": image_size, "align": ALIGN_RULE, "cascade": list(CASCADE), "found_by_step": steps,
             "n_files": n_files,
             "n_faces": len(ids), "n_skipped": len(skipped), "seed": cfg.seed, "n_test": cfg.n_test,
-            "n_judge": len(judge), "n_train": len(train), "max_per_identity": cfg.max_per_identity,
+            "n_judge": len(judge), "n_train": len(train), "n_val": len(val), "max_per_identity": cfg.max_per_identity,
             "pairs_per_test_image": cfg.pairs_per_test_image, "annotator": cal.to_dict(),
             "mediapipe": mediapipe.__version__, "pillow": PIL.__version__}
     return FaceDataset(ids=ids, images=images, aus=aus, train_ids=train, test_ids=test,
                        identities=[identity_of(i) for i in ids], pairs=pairs, meta=meta, judge_ids=judge or None,
-                       emotions=emotions if labels else None, skipped=skipped)
+                       emotions=emotions if labels else None, skipped=skipped, val_ids=val or None,
+                       val_pairs=val_pairs)
 
 
 def annotator_for(meta: dict, landmarker: str | None = None, where: str = "dataset meta.json") -> Annotator | None:

@@ -155,11 +155,16 @@ class Identity:
         return Identity(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
 
 
+# The people of each split come from a stream of their own (:func:`stream`).
+IDENTITY_STREAMS = {"train": 0, "test": 1, "val": 4, "judge": 5}
+
+
 def stream(seed: int, tag: int) -> torch.Generator:
     """A generator for one of the renderer's independent random streams of ``seed``.
 
-    Streams: 0 train identities, 1 test identities, 2 expressions, 3 evaluation pairs. The
-    mapping is injective, so train and test identities never share a stream.
+    Streams: 0 train identities, 1 test identities, 2 expressions, 3 evaluation pairs,
+    4 validation identities, 5 the judge's identities, 6 validation and judge expressions,
+    7 validation pairs. The mapping is injective, so no two splits share a stream.
     """
     return torch.Generator().manual_seed(int(seed) * 16 + tag)
 
@@ -198,10 +203,11 @@ def _moles(n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def sample_identities(n: int, seed: int, split: str = "train") -> Identity:
-    """``n`` identities of ``split`` ("train" or "test"); the two splits use disjoint streams."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    g = stream(seed, 0 if split == "train" else 1)
+    """``n`` identities of ``split`` (:data:`IDENTITY_STREAMS`); every split has its own stream,
+    so no two splits share a person."""
+    if split not in IDENTITY_STREAMS:
+        raise ValueError(f"split: expected one of {sorted(IDENTITY_STREAMS)}, got {split!r}")
+    g = stream(seed, IDENTITY_STREAMS[split])
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, *shape, generator=g)

@@ -1,6 +1,7 @@
 """The embedded default dataset, assembled from the renderer (:mod:`dftnet.data.synth`):
-disjoint train and test people, their expressions, and paired test edits with the true
-result rendered beside each (the ground truth the paired metrics need).
+four disjoint sets of people (the GANs' train, validation, test, and the AU judge's own), their
+expressions, and paired validation and test edits with the true result rendered beside each
+(the ground truth the paired metrics need).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ def _split(cfg: SyntheticConfig, split: str, n_identities: int, size: int, g: to
     return ident, ids, people, aus, images
 
 
-def _pairs(cfg: SyntheticConfig, test_ident: Identity, test_aus: torch.Tensor, test_ids: list[str], size: int) -> EvalPairs:
-    """Evaluation edits: a test image, the AUs of another test person's image, and the true result.
+def _pairs(cfg: SyntheticConfig, test_ident: Identity, test_aus: torch.Tensor, test_ids: list[str], size: int,
+           tag: int = 3) -> EvalPairs:
+    """Evaluation edits: an image, the AUs of another person's image of the same split, and the
+    true result (random stream ``tag``: 3 for test pairs, 7 for validation pairs).
 
-    With a single test identity there is no other person; the target AUs are then drawn
-    fresh (target id "").
+    With a single identity there is no other person; the target AUs are then drawn fresh
+    (target id "").
     """
-    g = stream(cfg.seed, 3)
+    g = stream(cfg.seed, tag)
     n_people, k, m = len(test_ident), cfg.images_per_identity, cfg.pairs_per_test_identity
     person = torch.arange(n_people).repeat_interleave(m)
     source = person * k + torch.randint(k, (len(person),), generator=g)
@@ -56,21 +59,30 @@ def _pairs(cfg: SyntheticConfig, test_ident: Identity, test_aus: torch.Tensor, t
 
 
 def build_synthetic_dataset(cfg: SyntheticConfig, image_size: int) -> FaceDataset:
-    """The embedded default dataset: disjoint train and test people, and paired test edits.
+    """The embedded default dataset: disjoint train, validation, test and judge people, and
+    paired validation and test edits.
 
-    Deterministic from ``cfg.seed``. AUs are rounded to 2 decimals before rendering, so the
-    stored values are exactly those rendered and survive a CSV round trip.
+    Deterministic from ``cfg.seed``; train and test are drawn exactly as before the validation
+    and judge splits existed (their own streams), so adding those changed no train or test image.
+    AUs are rounded to 2 decimals before rendering, so the stored values are exactly those
+    rendered and survive a CSV round trip.
     """
     g = stream(cfg.seed, 2)
     _, tr_ids, tr_people, tr_aus, tr_img = _split(cfg, "train", cfg.n_train_identities, image_size, g)
     te_ident, te_ids, te_people, te_aus, te_img = _split(cfg, "test", cfg.n_test_identities, image_size, g)
+    g_extra = stream(cfg.seed, 6)
+    va_ident, va_ids, va_people, va_aus, va_img = _split(cfg, "val", cfg.n_val_identities, image_size, g_extra)
+    _, ju_ids, ju_people, ju_aus, ju_img = _split(cfg, "judge", cfg.n_judge_identities, image_size, g_extra)
     return FaceDataset(
-        ids=tr_ids + te_ids,
-        images=torch.cat([tr_img, te_img]),
-        aus=torch.cat([tr_aus, te_aus]),
+        ids=tr_ids + te_ids + va_ids + ju_ids,
+        images=torch.cat([tr_img, te_img, va_img, ju_img]),
+        aus=torch.cat([tr_aus, te_aus, va_aus, ju_aus]),
         train_ids=tr_ids,
         test_ids=te_ids,
-        identities=tr_people + te_people,
+        val_ids=va_ids,
+        judge_ids=ju_ids,
+        val_pairs=_pairs(cfg, va_ident, va_aus, va_ids, image_size, tag=7),
+        identities=tr_people + te_people + va_people + ju_people,
         pairs=_pairs(cfg, te_ident, te_aus, te_ids, image_size),
         meta={"source": "synthetic", "seed": cfg.seed, "image_size": int(image_size),
               "renderer_version": RENDERER_VERSION, "synthetic": dataclasses.asdict(cfg)},
@@ -85,7 +97,8 @@ def ground_truth_renderer(ds: FaceDataset) -> Callable[[int, torch.Tensor], torc
     if ds.meta.get("source") != "synthetic" or ds.identities is None:
         return None
     cfg = ds.meta["synthetic"]
-    people = {split: sample_identities(cfg[f"n_{split}_identities"], cfg["seed"], split) for split in ("train", "test")}
+    people = {split: sample_identities(cfg[f"n_{split}_identities"], cfg["seed"], split)
+              for split in ("train", "test", "val", "judge") if f"n_{split}_identities" in cfg}
 
     def render_row(row: int, target_aus: torch.Tensor) -> torch.Tensor:
         split, person = ds.identities[row].rsplit("_p", 1)
@@ -93,3 +106,14 @@ def ground_truth_renderer(ds: FaceDataset) -> Callable[[int, torch.Tensor], torc
         return render_uint8(who, target_aus.float().view(1, N_AUS), ds.image_size)[0]
 
     return render_row
+
+
+def neutral_faces(ds: FaceDataset, source_ids: list[str]) -> torch.Tensor | None:
+    """Each source's person rendered with every AU at 0 (uint8 P x 3 x H x W): the output of a
+    generator that erases the expression instead of editing it. None for real data."""
+    render = ground_truth_renderer(ds)
+    if render is None:
+        return None
+    zero = torch.zeros(N_AUS)
+    rows = ds.index(source_ids).tolist()
+    return torch.stack([render(r, zero) for r in rows]) if rows else None

@@ -7,14 +7,20 @@ every metric then reads uint8 images, as it would read PNG files.
 Metrics (each None with its reason where its network or library is unavailable):
 
 - AU error: the independent judge's reading of the edit vs the target AUs (MAE, RMSE, per
-  AU); beside it the same error for the unedited source (the "changed nothing" floor) and
-  the critic D's own reading of the edit (not independent: the generator was trained on it).
+  AU); beside it the same error for the unedited source (the "changed nothing" floor), for
+  the neutral face (the source person with every AU at 0, "erased the expression"; on photos,
+  where none can be rendered, an all-zero reading, which is what the calibrated neutral face
+  reads), for the ground truth (the judge's ceiling), and the critic D's own reading of the
+  edit (not independent: the generator was trained on it).
+- Signed AU response: raise and lower progress of the asked AUs (:mod:`dftnet.eval.response`),
+  for the edit, the source, the neutral face and the ground truth.
   On real photos also the MediaPipe AU proxies of the edit (the annotator that labelled the
   dataset; never a source of gradients), with the share of edits it found a face in.
 - FID: edits vs the real test images (pytorch-fid, 2048-d pool3).
 - LPIPS: source vs edit; edit vs ground truth where there is one.
 - Identity: dlib embedding distance source vs edit, and source vs another person.
-- Paired: L1/PSNR/SSIM vs ground truth, whole image and eye/mouth regions (synthetic only).
+- Paired: L1/PSNR/SSIM vs ground truth, whole image and eye/mouth regions; L1 on the raise
+  mask and on the unchanged region, each beside the source's and the neutral face's (synthetic only).
 
 Keys, names and directions: :mod:`dftnet.eval.schema`. Inference time is not here: it is a
 property of the architecture, measured once per variant by the ``timing`` stage.
@@ -34,12 +40,14 @@ from dftnet.blocks import eval_mode
 from dftnet.config import EvalConfig
 from dftnet.data.aus import AU_MAX, AU_NAMES
 from dftnet.data.dataset import FaceDataset
+from dftnet.data.synth_dataset import neutral_faces
 from dftnet.errors import DataError
 from dftnet.eval.fid import compute_fid
 from dftnet.eval.identity import compute_identity, other_person_index
 from dftnet.eval.judge import judge_predict
 from dftnet.eval.lpips_metric import compute_lpips
 from dftnet.eval.paired import compute_paired
+from dftnet.eval.response import mask_l1, masks, nanmean, progress
 from dftnet.eval.identity import SAME_PERSON_THRESHOLD
 from dftnet.eval.schema import EYELID_AU, METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_ci
@@ -92,19 +100,36 @@ def au_errors(pred: torch.Tensor, target: torch.Tensor) -> dict:
             "per_pair_per_au": {n: err[:, i].abs().tolist() for i, n in enumerate(AU_NAMES)}}
 
 
+def _references(read, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor, source_labels: torch.Tensor,
+                neutral: torch.Tensor | None, gt: torch.Tensor | None) -> dict:
+    """AU errors and signed response of one reader (``read``: uint8 images -> P x 17) for the edit
+    and its references: the source, the neutral face (an all-zero reading where none is given)
+    and the ground truth (where given)."""
+    readings = {"edit": read(edits), "source": read(sources)}
+    readings["neutral"] = read(neutral) if neutral is not None else torch.zeros_like(readings["source"])
+    if gt is not None:
+        readings["gt"] = read(gt)
+    out = {k: au_errors(v, target) for k, v in readings.items()}
+    out["progress"] = {k: progress(v, readings["source"], target, source_labels) for k, v in readings.items()}
+    out["neutral_rule"] = ("the source person rendered with every AU at 0" if neutral is not None
+                           else "an all-zero AU reading (what the calibrated neutral face reads)")
+    out["_readings"] = readings
+    return out
+
+
 def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor,
-                source_labels: torch.Tensor, batch_size: int, device) -> dict:
+                source_labels: torch.Tensor, batch_size: int, device, neutral: torch.Tensor | None = None,
+                gt: torch.Tensor | None = None) -> dict:
     out: dict = {"reason": None, "edit": None, "source": None, "critic": None, "judge_on_sources": None,
                  "critic_reason": None}
     if judge is None:
         out["reason"] = "no AU judge given"
     else:
-        out["edit"] = au_errors(judge_predict(judge, edits, batch_size, device), target)
-        read_sources = judge_predict(judge, sources, batch_size, device)
-        out["source"] = au_errors(read_sources, target)
+        out.update(_references(lambda x: judge_predict(judge, x, batch_size, device), sources, edits, target,
+                               source_labels, neutral, gt))
         # How well the judge reads these very sources against their own labels: the floor
         # below which an edit's AU error cannot be told apart from judge error.
-        out["judge_on_sources"] = au_errors(read_sources, source_labels)
+        out["judge_on_sources"] = au_errors(out.pop("_readings")["source"], source_labels)
     if critic is None:
         out["critic_reason"] = "no critic given"
     else:
@@ -112,7 +137,8 @@ def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, targe
     return out
 
 
-def evaluate_annotator(annotator, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor) -> dict:
+def evaluate_annotator(annotator, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor,
+                       source_labels: torch.Tensor) -> dict:
     """The MediaPipe AU proxies (:mod:`dftnet.data.annotator`) read off the edits and the sources.
 
     An image where MediaPipe finds no face reads the calibrated neutral face (all 0) and counts
@@ -120,11 +146,17 @@ def evaluate_annotator(annotator, sources: torch.Tensor, edits: torch.Tensor, ta
     """
     if annotator is None:
         return {"reason": "not a photos dataset: MediaPipe AU proxies are calibrated on real photos (data.source: photos)"}
-    read_edits, found = annotator.read(edits.numpy())
-    read_sources, found_src = annotator.read(sources.numpy())
-    return {"reason": None, "name": "MediaPipe AU proxies", "edit": au_errors(torch.from_numpy(read_edits), target),
-            "source": au_errors(torch.from_numpy(read_sources), target), "found": found.astype(float).tolist(),
-            "found_sources": float(found_src.mean())}
+    hits = []  # face found, per image: the edits' first, then the sources' (the order _references reads them)
+
+    def read(images: torch.Tensor) -> torch.Tensor:
+        aus, hit = annotator.read(images.numpy())
+        hits.append(hit)
+        return torch.from_numpy(aus)
+
+    out = _references(read, sources, edits, target, source_labels, None, None)
+    out.pop("_readings")
+    return {"reason": None, "name": "MediaPipe AU proxies", **out, "found": hits[0].astype(float).tolist(),
+            "found_sources": float(hits[1].mean())}
 
 
 def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tensor, seed: int) -> dict:
@@ -142,16 +174,34 @@ def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tenso
     return out
 
 
-def _per_pair(au: dict, mp: dict, lp: dict, ident: dict, paired: dict, paired_source: dict | None) -> dict:
-    """``{schema key: one value per test pair, in pair order, or None}``."""
+_REF_SUFFIX = {"edit": "", "source": "_source", "neutral": "_neutral", "gt": "_gt"}
+
+
+def _reader_pairs(block: dict, tag: str) -> dict:
+    """Per-pair AU error and raise/lower progress of one reader, for the edit and each reference."""
+    pp = {}
+    for ref, suffix in _REF_SUFFIX.items():
+        if block.get(ref) is None:
+            continue
+        pp[f"au_mae{tag}{suffix}"] = block[ref]["per_pair_mae"]
+        for way in ("raise", "lower"):
+            pp[f"au_{way}{tag}{suffix}"] = block["progress"][ref][way]["per_pair"]
+    return pp
+
+
+def _per_pair(au: dict, mp: dict, lp: dict, ident: dict, paired: dict, paired_source: dict | None,
+              masked: dict | None = None) -> dict:
+    """``{schema key: one value per test pair, in pair order, or None}`` (NaN inside a list: the
+    pair has no value, e.g. it asks no raise)."""
     pp: dict = dict.fromkeys(PER_PAIR_KEYS)
     if mp["reason"] is None:
-        pp.update({"au_mae_mp": mp["edit"]["per_pair_mae"], "au_mae_mp_source": mp["source"]["per_pair_mae"],
-                   "mp_found": mp["found"]})
+        pp.update(_reader_pairs(mp, "_mp"))
+        pp["mp_found"] = mp["found"]
     if au["edit"] is not None:
-        pp.update({"au_mae": au["edit"]["per_pair_mae"], "au_mae_source": au["source"]["per_pair_mae"],
-                   f"au_mae_{EYELID_AU}": au["edit"]["per_pair_per_au"][EYELID_AU],
+        pp.update(_reader_pairs(au, ""))
+        pp.update({f"au_mae_{EYELID_AU}": au["edit"]["per_pair_per_au"][EYELID_AU],
                    f"au_mae_{EYELID_AU}_source": au["source"]["per_pair_per_au"][EYELID_AU]})
+    pp.update(masked or {})
     if au["critic"] is not None:
         pp["au_mae_critic"] = au["critic"]["per_pair_mae"]
     pp["lpips"] = lp["source_edit"]["per_image"]
@@ -171,7 +221,7 @@ def _per_pair(au: dict, mp: dict, lp: dict, ident: dict, paired: dict, paired_so
 def _summary(au: dict, fid: dict, ident: dict, per_pair: dict) -> dict:
     """``{schema key: value or None}``: the mean of the per-pair values where there are any."""
     s: dict = dict.fromkeys(SUMMARY_KEYS)
-    s.update({k: float(np.mean(v)) for k, v in per_pair.items() if v})
+    s.update({k: nanmean(v) for k, v in per_pair.items() if v})
     s["au_rmse"] = au["edit"]["rmse"] if au["edit"] is not None else None
     s["fid"] = fid["value"]
     s["id_dist_other"] = ident.get("mean_dist_other")
@@ -194,9 +244,11 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     device = torch.device(device)
     pairs = ds.pairs
     sources, edits = edit_pairs(gen, ds, cfg.batch_size, device)
-    source_labels = ds.aus[ds.index(pairs.source_ids)]
-    au = evaluate_au(judge, critic, sources, edits, pairs.target_aus.float(), source_labels, cfg.batch_size, device)
-    mp = evaluate_annotator(annotator, sources, edits, pairs.target_aus.float())
+    source_labels = ds.aus[ds.index(pairs.source_ids)].float()
+    neutral = neutral_faces(ds, pairs.source_ids)
+    au = evaluate_au(judge, critic, sources, edits, pairs.target_aus.float(), source_labels, cfg.batch_size, device,
+                     neutral, pairs.gt)
+    mp = evaluate_annotator(annotator, sources, edits, pairs.target_aus.float(), source_labels)
     fid = compute_fid(ds.images[ds.test_idx], edits, cfg.fid_weights, device, 50, fid_model)
     lp_sets = {"source_edit": (sources, edits)}
     if pairs.gt is not None:
@@ -209,7 +261,14 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     paired_source = compute_paired(sources, pairs.gt, regions) if pairs.gt is not None else None
     if paired_source is not None:
         paired["source_floor"] = paired_source["mean"]
-    per_pair = _per_pair(au, mp, lp, ident, paired, paired_source)
+    masked = None
+    if pairs.gt is not None and neutral is not None:
+        raise_mask, unchanged = masks(pairs.gt, sources, neutral)
+        masked = {f"l1_{name}{suffix}": mask_l1(images, pairs.gt, mask)
+                  for name, mask in (("raise", raise_mask), ("unchanged", unchanged))
+                  for suffix, images in (("", edits), ("_source", sources), ("_neutral", neutral))}
+        paired["masks"] = {"raise_share": float(raise_mask.float().mean()), "unchanged_share": float(unchanged.float().mean())}
+    per_pair = _per_pair(au, mp, lp, ident, paired, paired_source, masked)
     summary = _summary(au, fid, ident, per_pair)
     # Each run's own 95% CI of each mean over its test pairs (the report's claims pair runs instead).
     ci = {k: bootstrap_ci(v, cfg.bootstrap, cfg.seed) for k, v in per_pair.items() if v}

@@ -2,10 +2,12 @@
 
 Why a separate network: the critic D also regresses AUs, but the generator is trained to
 satisfy exactly that critic (Eq. 7), so its reading of an edit is not evidence that the
-edit carries the target AUs. The judge is trained in its own stage on the training split's
-labels, never seen by any GAN, and its own accuracy is reported on held-out training
-identities and on the test split (per-AU MAE and Pearson r beside the label spread), so an
-AU error measured with it can be read against what it can resolve.
+edit carries the target AUs. The judge is trained in its own stage on its own split: people no
+GAN ever sees (synthetic data: identities rendered for it alone; photos: ``judge_ids``), so
+nothing that fools the critic was learnt from the same images. Its own accuracy is reported on
+held-out judge identities and on the test split (per-AU MAE and Pearson r beside the label
+spread and the MAE of the best constant, the training labels' median), so an AU error
+measured with it can be read against what it can resolve.
 
 Flips are the only augmentation: the 17 OpenFace AUs are bilateral, so a mirrored face
 carries the same labels.
@@ -70,12 +72,13 @@ class AUJudge(nn.Module):
 
 
 # ----------------------------------------------------------------------------- quality
-def au_quality(pred: torch.Tensor, true: torch.Tensor, reference_mean: torch.Tensor | None = None) -> dict:
+def au_quality(pred: torch.Tensor, true: torch.Tensor, reference_median: torch.Tensor | None = None) -> dict:
     """Per-AU MAE and Pearson r of ``pred`` against ``true`` (N x 17, 0-5 scale), with the
-    label spread: its std and the MAE of always predicting ``reference_mean`` (the training
-    labels' mean; the sample mean where not given). r is None for an AU constant in ``true``."""
+    label spread: its std and the MAE of always predicting ``reference_median`` (the training
+    labels' median, the MAE-optimal constant; the sample median where not given). r is None for
+    an AU constant in ``true``."""
     pred, true = pred.double(), true.double()
-    ref = (true.mean(0) if reference_mean is None else reference_mean.double()).expand_as(true)
+    ref = (true.median(0).values if reference_median is None else reference_median.double()).expand_as(true)
     mae = (pred - true).abs().mean(0)
     pc, tc = pred - pred.mean(0), true - true.mean(0)
     denom = pc.pow(2).sum(0).sqrt() * tc.pow(2).sum(0).sqrt()
@@ -85,10 +88,10 @@ def au_quality(pred: torch.Tensor, true: torch.Tensor, reference_mean: torch.Ten
         "n": int(len(true)),
         "mean_mae": float(mae.mean()),
         "mean_label_std": float(true.std(0, unbiased=False).mean()),
-        "mean_mae_predict_mean": float((ref - true).abs().mean()),
+        "mean_mae_predict_median": float((ref - true).abs().mean()),
         "mean_pearson_r": float(np.mean(rs)) if rs else None,
         "per_au": {name: {"mae": float(mae[i]), "pearson_r": r[i], "label_std": float(true[:, i].std(unbiased=False)),
-                          "mae_predict_mean": float((ref[:, i] - true[:, i]).abs().mean())}
+                          "mae_predict_median": float((ref[:, i] - true[:, i]).abs().mean())}
                    for i, name in enumerate(AU_NAMES)},
     }
 
@@ -130,6 +133,7 @@ def train_judge(ds: FaceDataset, cfg: JudgeConfig, device: str | torch.device = 
         raise DataError("judge: no training images left to fit on (check the train split and judge.val_fraction)")
     judge = AUJudge(cfg.base_channels, ds.image_size).to(device)
     train_mean = ds.aus[fit_idx].float().mean(0)
+    train_median = ds.aus[fit_idx].float().median(0).values
     with torch.no_grad():  # start from the label mean, so early steps learn the image, not the offset
         judge.head.bias.copy_(train_mean)
     opt = torch.optim.Adam(judge.parameters(), lr=cfg.lr)
@@ -163,7 +167,7 @@ def train_judge(ds: FaceDataset, cfg: JudgeConfig, device: str | torch.device = 
     def quality(idx: torch.Tensor) -> dict | None:
         if len(idx) == 0:
             return None
-        return au_quality(judge_predict(judge, ds.images[idx], device=device), ds.aus[idx].float(), train_mean)
+        return au_quality(judge_predict(judge, ds.images[idx], device=device), ds.aus[idx].float(), train_median)
 
     report = {
         "n_fit": int(len(fit_idx)), "n_heldout": int(len(val_idx)), "n_test": int(len(ds.test_ids)),
