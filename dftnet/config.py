@@ -39,7 +39,7 @@ class SyntheticConfig:
     n_test_identities: int = _f(12, "identities in the test split (disjoint from train)", min=1)
     n_val_identities: int = _f(12, "validation identities (disjoint from every other split): the learning curve and "
                                "every recipe choice read their pairs, never the test pairs", min=1)
-    n_judge_identities: int = _f(32, "the AU judge's own identities, disjoint from every GAN split", min=2)
+    n_judge_identities: int = _f(64, "the AU judge's own identities, disjoint from every GAN split", min=2)
     images_per_identity: int = _f(12, "expressions rendered per identity", min=1)
     pairs_per_test_identity: int = _f(10, "paired (source, target, ground truth) edits per test (and validation) identity",
                                       min=1)

@@ -350,12 +350,13 @@ def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, o
 
     paths = [eval_root / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
-    build_report(paths, judge_dir / "report.json", out_dir, eval_root / "timing.json", boot)
+    runs = build_report(paths, judge_dir / "report.json", out_dir, eval_root / "timing.json", boot)
     ds = dataset(params)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    figures.au_response(runs, fig_dir / "au_response.png")
     figures.fig3_eyelids(gens, ds, fig_dir / "fig3_eyelids.png", REGIONS["eyes"],
                          ground_truth=ground_truth_renderer(ds))
     if "dftnet" in gens and "ganimation" in gens:
