@@ -361,3 +361,47 @@ def learning_curves(curves: dict[str, Path], out_path: Path) -> None:
                bbox_to_anchor=(0.5, 1 - 0.35 / fig.get_figheight()))
     fig.tight_layout(rect=(0, 0, 1, top))
     _save(fig, out_path)
+
+
+def au_response(runs, out_path: Path) -> None:
+    """Asked change vs read change per AU (``reports/figures/au_response.png``): for each AU, the
+    mean progress over the test pairs that ask it to rise (top) or fall (bottom) by >= 1 step,
+    every variant (seed mean, the seeds as dots) beside the ground truth and the neutral face. 1 =
+    the whole asked change, 0 = none; the judge reads it (on photos, the MediaPipe AU proxies).
+
+    runs: :class:`dftnet.results.Runs`.
+    """
+    reader = "judge" if any((r.progress or {}).get("judge") for r in runs.runs) else "annotator"
+
+    def per_au(run, ref: str, way: str) -> dict:
+        block = ((((run.progress or {}).get(reader) or {}).get(ref) or {}).get(way) or {}).get("per_au") or {}
+        return {a: v for a, v in block.items() if v is not None and np.isfinite(v)}
+
+    variants = runs.variants()
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.4), sharey=False)
+    for ax, way in zip(axes, ("raise", "lower")):
+        rows = {_name(v): [per_au(r, "edit", way) for r in runs.of(v).values()] for v in variants}
+        refs = {"ground truth": [per_au(r, "gt", way) for r in runs.runs],
+                "neutral face": [per_au(r, "neutral", way) for r in runs.runs]}
+        aus = sorted({a for series in (*rows.values(), *refs.values()) for d in series for a in d})
+        series = {**rows, **{k: v for k, v in refs.items() if any(v)}}
+        width = 0.8 / max(len(series), 1)
+        for k, (label, per_seed) in enumerate(series.items()):
+            x = np.arange(len(aus)) + (k - (len(series) - 1) / 2) * width
+            means = [np.mean([d[a] for d in per_seed if a in d]) if any(a in d for d in per_seed) else np.nan
+                     for a in aus]
+            colour = {"ground truth": "0.2", "neutral face": "0.65"}.get(label, f"C{k}")
+            ax.bar(x, means, width, label=label, color=colour)
+            if label not in refs:
+                for d in per_seed:
+                    ax.plot(x, [d.get(a, np.nan) for a in aus], ".", color="k", ms=2)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.axhline(1, color="k", lw=0.6, ls=":")
+        ax.set_xticks(np.arange(len(aus)), aus, fontsize=8)
+        ax.set_ylabel(f"{way} progress", fontsize=9)
+        ax.set_title(f"AUs asked to {'rise' if way == 'raise' else 'fall'} by >= 1 step: share of the asked change "
+                     f"the {reader} reads (1 = all of it)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, ncol=4, frameon=False)
+    fig.tight_layout()
+    _save(fig, out_path)

@@ -10,7 +10,8 @@ Outputs, each written atomically under ``out_dir``:
 - ``reports/results_aggregate.csv``: tidy long format, one row per (variant, metric) with
   n_seeds, mean, sd and the 95% Student-t CI over seeds (empty for n = 1).
 - ``reports/results_per_au.csv``: one row per (variant, seed, AU): the judge's MAE on the
-  edit and on the unchanged source.
+  edit and on the unchanged source, and the raise/lower progress of that AU (where asked) for
+  the edit, the ground truth and the neutral face, per AU reader.
 - ``reports/results_timing.csv``: one row per variant: ms per image, FLOPs, parameters.
 - ``reports/results.md``: the readable report. ``reports/claims.md``: the claims table.
 
@@ -96,9 +97,24 @@ def timing_frame(timing: Timing | None, variants: Sequence[str]) -> pd.DataFrame
                          for v in variants if v in timing.models])
 
 
+PROGRESS_COLUMNS = tuple((reader, ref, way) for reader in ("judge", "annotator") for way in ("raise", "lower")
+                         for ref in ("edit", "gt", "neutral"))
+
+
+def _progress_column(reader: str, ref: str, way: str) -> str:
+    return f"{way}{'' if reader == 'judge' else '_mp'}{'' if ref == 'edit' else '_' + ref}"
+
+
+def progress_per_au(run, reader: str, ref: str, way: str, au: str) -> float | None:
+    """Mean progress of ``au`` over the pairs that ask it to change that way (None: never asked, or not read)."""
+    block = (((run.progress or {}).get(reader) or {}).get(ref) or {}).get(way) or {}
+    return _num((block.get("per_au") or {}).get(au))
+
+
 def per_au_frame(runs: Runs) -> pd.DataFrame:
     return pd.DataFrame([{"variant": r.variant, "seed": r.seed, "au": a,
-                          "mae": _num(r.per_au_mae.get(a)), "mae_source": _num(r.per_au_mae_source.get(a))}
+                          "mae": _num(r.per_au_mae.get(a)), "mae_source": _num(r.per_au_mae_source.get(a)),
+                          **{_progress_column(*c): progress_per_au(r, *c, a) for c in PROGRESS_COLUMNS}}
                          for r in runs.runs for a in AU_NAMES])
 
 
@@ -184,15 +200,19 @@ def judge_section(judge: dict | None) -> str:
     header, rows = ["AU"], [[a] for a in AU_NAMES]
     for split in splits:
         s = judge[split]
-        header += [f"{split} MAE", f"{split} r", f"{split} label sd"]
+        header += [f"{split} MAE", f"{split} median baseline", f"{split} r", f"{split} label sd"]
         for row, a in zip(rows, AU_NAMES):
             per_au = (s.get("per_au") or {}).get(a) or {}
             row += [_fmt(_num(per_au.get(k)), f) for k, f in
-                    (("mae", "{:.3f}"), ("pearson_r", "{:.2f}"), ("label_std", "{:.3f}"))]
-    means = "; ".join(f"{k}: {_fmt(_num(judge[k].get('mean_mae')), '{:.3f}') or 'n/a'}" for k in splits)
-    return ("An AU error is only as good as the judge that measures it: an AU whose judge MAE is close "
-            "to its label sd (the error of always guessing the mean), or whose r is low, is not measured "
-            f"reliably. Mean MAE (AU intensity, 0-5) {means}.\n\n" + md_table(header, rows))
+                    (("mae", "{:.3f}"), ("mae_predict_median", "{:.3f}"), ("pearson_r", "{:.2f}"),
+                     ("label_std", "{:.3f}"))]
+    means = "; ".join(f"{k}: {_fmt(_num(judge[k].get('mean_mae')), '{:.3f}') or 'n/a'} (median baseline "
+                      f"{_fmt(_num(judge[k].get('mean_mae_predict_median')), '{:.3f}') or 'n/a'})" for k in splits)
+    fit = f"{judge.get('n_fit')} images of people no GAN sees" if judge.get("n_fit") else "its own split"
+    return ("An AU error is only as good as the judge that measures it. The judge fits on "
+            f"{fit}; an AU whose judge MAE is close to its median baseline (the MAE of always guessing the "
+            "training labels' median, the best constant), or whose r is low, is not measured reliably. "
+            f"Mean MAE (AU intensity, 0-5) {means}.\n\n" + md_table(header, rows))
 
 
 def n_pairs(runs: Runs) -> int | None:
@@ -249,9 +269,18 @@ def how_to_read(runs: Runs) -> str:
     return (
         "Lower is better (↓) for `au_mae` (the AU judge's error between the target AUs and the AUs it "
         "reads on the edit), FID, LPIPS, identity distance and L1; higher is better (↑) for SSIM, PSNR "
-        "and the same-person share. `au_mae_source` is the error of the *unedited* source image "
-        "against the target AUs: the \"changed nothing\" floor that every model must beat; a model "
-        "near it did not edit the expression. `au_mae_critic` reads the AUs with the model's own "
+        "and the same-person share. Every AU error has two floors beside it: `au_mae_source`, the error of "
+        "the *unedited* source (copying), and `au_mae_neutral`, the error of the source person with every AU "
+        "at 0 (erasing the expression; on photos an all-zero reading). Targets are sparse, so erasing "
+        "already scores well: a model edits only if it beats the neutral face *and* raises the asked AUs. "
+        "`au_mae_gt` is the ground truth read the same way: the judge's ceiling. `au_raise` / `au_lower`: "
+        "for every AU asked to change by at least 1 step, the share of the asked change the judge reads "
+        "(edit minus source, over target minus source label), averaged per pair, then over the pairs that "
+        "ask one; 1 = all of it, 0 = none (the source), and the neutral face scores about 0 on raises. "
+        "`l1_raise`: L1 to the ground truth where the true edit shows features that neither the source nor "
+        "the neutral face has (neither copying nor erasing passes it); `l1_unchanged`: L1 to the ground "
+        "truth where the truth equals the source (any change there is an artifact; compare it with "
+        "`l1_unchanged_source`). `au_mae_critic` reads the AUs with the model's own "
         "critic (the quantity it was trained on), so it flatters the model; trust the judge. "
         "On real photos `au_mae_mp` reads the edit with the MediaPipe AU proxies that labelled the data "
         "(`reports/annotator.md` says which AUs they validly read), beside its own floor; `mp_found` is the "
@@ -265,10 +294,10 @@ def how_to_read(runs: Runs) -> str:
 
 # ------------------------------------------------------------------------ writing
 def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: Path, timing_path: Path | None = None,
-                 boot: Bootstrap = Bootstrap(), baseline: str = "ganimation", reference: str = "dftnet") -> None:
+                 boot: Bootstrap = Bootstrap(), baseline: str = "ganimation", reference: str = "dftnet") -> Runs:
     """Read every run's metrics.json (and the judge's, and the timing), write the CSVs, results.md
-    and claims.md. Everything is rendered before anything is written, so a failure leaves the
-    previous report as it was."""
+    and claims.md; return the runs read. Everything is rendered before anything is written, so a
+    failure leaves the previous report as it was."""
     if not metric_paths:
         raise DataError("report: no metrics.json given")
     runs = Runs((load_run(Path(p)) for p in metric_paths), first=(reference, baseline))
@@ -302,3 +331,4 @@ def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: 
     reports = Path(out_dir)
     for name, text in texts.items():
         atomic.write_text(reports / name, text)
+    return runs

@@ -61,6 +61,9 @@ class Run:
     per_au_mae_source: dict
     protocol: dict
     identity: dict
+    pair_ids: list[str] | None = None  # the evaluated pairs, in per-pair order
+    clusters: list[str] | None = None  # the person each pair's source shows (what the claims resample)
+    progress: dict | None = None  # reader -> reference -> "raise"/"lower" -> {"per_au": {AU: mean}}
 
     def value(self, metric: str) -> float | None:
         return num(self.summary.get(metric))
@@ -101,9 +104,17 @@ def load_run(path: Path) -> Run:
                 x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in values)):
             raise DataError(f"{path}: per_pair.{key} is not a list of numbers (or nulls)")
     au = d.get("au") or {}
+    index = d.get("pairs") or {}
+    pair_ids, clusters = index.get("pair_id"), index.get("source_identity")
+    if pair_ids is not None and (not isinstance(pair_ids, list) or not isinstance(clusters, list)
+                                 or len(pair_ids) != len(clusters)):
+        raise DataError(f"{path}: pairs.pair_id and pairs.source_identity must be lists of one length")
+    progress = {reader: block["progress"] for reader, block in (("judge", au), ("annotator", d.get("annotator") or {}))
+                if isinstance(block.get("progress"), dict)}
     return Run(path, str(d["variant"]), int(d["seed"]), d["summary"], dict(d.get("per_pair") or {}),
                dict(d.get("ci") or {}), _per_au_mae(au.get("edit")), _per_au_mae(au.get("source")),
-               dict(d["protocol"]), dict(d.get("identity") or {}))
+               dict(d["protocol"]), dict(d.get("identity") or {}), pair_ids, [str(c) for c in clusters or []] or None,
+               progress)
 
 
 class Runs:

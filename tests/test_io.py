@@ -518,3 +518,25 @@ def test_ganimation_sample_in_other_modes(ganimation_sample, tmp_path):
     assert torch.equal(opaque, colour.images[colour.ids.index(SAMPLE_IDS[1])])  # opaque alpha: unchanged
     cmyk = ds.images[ds.ids.index(SAMPLE_IDS[2])].float()
     assert (cmyk - colour.images[colour.ids.index(SAMPLE_IDS[2])].float()).abs().mean() < 12  # JPEG re-encoding
+
+
+def test_validation_and_judge_splits_round_trip_and_stay_disjoint(tmp_path):
+    from dftnet.config import SyntheticConfig
+    from dftnet.data.synth_dataset import build_synthetic_dataset
+
+    ds = build_synthetic_dataset(SyntheticConfig(n_train_identities=2, n_test_identities=2, n_val_identities=2,
+                                                 n_judge_identities=2, images_per_identity=2,
+                                                 pairs_per_test_identity=2), 32)
+    save_dataset(ds, tmp_path / "ds")
+    back = load_dataset(tmp_path / "ds")
+    assert back.val_ids == ds.val_ids and back.judge_ids == ds.judge_ids
+    assert back.val_pairs.pair_ids == ds.val_pairs.pair_ids and torch.equal(back.val_pairs.gt, ds.val_pairs.gt)
+    assert torch.equal(back.val_pairs.target_aus, ds.val_pairs.target_aus)
+    assert back.split_pairs("val") is back.val_pairs and back.split_pairs("test") is back.pairs
+    # a validation id that is also a test id stops with the file and the line
+    (tmp_path / "ds" / "val_ids.txt").write_text(ds.test_ids[0] + "\n" + "\n".join(ds.val_ids[1:]) + "\n")
+    with pytest.raises(DataError, match=r"val_ids\.txt line 1: id test_p0000_e\d\d is also in the train, test or judge"):
+        load_dataset(tmp_path / "ds")
+    ds.val_ids = ds.val_ids[:1] + [ds.judge_ids[0]]
+    with pytest.raises(DataError, match="dataset judge_ids: id judge_p0000_e00 .* another split"):
+        save_dataset(ds, tmp_path / "other")

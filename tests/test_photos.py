@@ -165,7 +165,7 @@ def test_the_manifest_lists_a_non_face_and_a_corrupt_file_and_nothing_usable_sto
     Image.fromarray((np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)).save(folder / "noise.png")
     (folder / "corrupt.jpg").write_bytes((faces_gray / "images" / f"{people[0]}.jpg").read_bytes()[:600])
     (folder / "notes.txt").write_text("not a photo")
-    cfg = PhotosConfig(images=str(folder), landmarker=str(bundle), n_test=2, n_judge=2, workers=1)
+    cfg = PhotosConfig(images=str(folder), landmarker=str(bundle), n_test=2, n_val=0, n_judge=2, workers=1)
     ds = ingest_photos(cfg, 32)
     skipped = dict(ds.skipped)
     assert set(skipped) == {"noise.png", "corrupt.jpg", "notes.txt"}
@@ -190,7 +190,7 @@ def test_the_annotator_reads_a_prepared_crop_as_prepare_labelled_it(tmp_path, fa
     folder.mkdir()
     for p in _labelled(faces_gray, "happiness", 3) + _labelled(faces_gray, "neutral", 3):
         shutil.copy(p, folder)
-    ds = ingest_photos(PhotosConfig(images=str(folder), landmarker=str(bundle), n_test=2, n_judge=1, workers=2), 64)
+    ds = ingest_photos(PhotosConfig(images=str(folder), landmarker=str(bundle), n_test=2, n_val=0, n_judge=1, workers=2), 64)
     annotator = annotator_for(ds.meta)
     try:
         read, found = annotator.read(ds.images.numpy())
@@ -216,7 +216,7 @@ def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bun
     params = toy_params()
     params["data"].update(source="photos", root="prepared")
     params["data"]["photos"].update(images=str(folder), labels=str(faces_gray / "labels.csv"), landmarker=str(bundle),
-                                    n_test=4, n_judge=4, n_train=0, workers=2,
+                                    n_test=4, n_val=2, n_judge=4, n_train=0, workers=2,
                                     openface_images=str(ganimation_sample / "imgs"),
                                     openface_aus=str(ganimation_sample / "aus_openface.pkl"))
     params["seeds"] = [0]
@@ -229,7 +229,7 @@ def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bun
     assert 0.0 <= metrics["summary"]["mp_found"] <= 1.0 and metrics["summary"]["au_mae_mp_source"] > 0
     assert "annotator" not in metrics["protocol"]["unavailable"]
     claims = (tmp_path / "rep" / "claims.md").read_text()
-    assert "MediaPipe AU proxy AU MAE, edit" in claims  # the gate reads the annotator on photos
+    assert "AU readings by the MediaPipe AU proxy" in claims  # the gate reads the annotator on photos
     validity = json.loads((tmp_path / "w" / "metrics" / "annotator.json").read_text())
     assert validity["expressions"]["happiness"]["n"] == 8 and validity["openface"]["n_photos"] == 4
     assert "MediaPipe AU proxies, not OpenFace AUs" in (tmp_path / "rep" / "annotator.md").read_text()

@@ -18,8 +18,8 @@ DVC = Path(sys.executable).with_name("dvc")
 def toy_params() -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"]["image_size"] = 32
-    p["data"]["synthetic"].update(n_train_identities=4, n_test_identities=3, images_per_identity=4,
-                                  pairs_per_test_identity=2)
+    p["data"]["synthetic"].update(n_train_identities=4, n_test_identities=3, n_val_identities=2, n_judge_identities=4,
+                                  images_per_identity=4, pairs_per_test_identity=2)
     p["model"].update(base_channels=4, n_res_blocks=1, critic_channels=8, critic_layers=3)
     p["train"].update(epochs=2, decay_epochs=1, batch_size=4, n_critic=2, log_every=1, checkpoint_every=1,
                       curve_every=1, curve_pairs=4)

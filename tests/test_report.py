@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 import torch
 
-from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, claim_ablations,
-                           claim_artifacts, claim_eyelids, claim_speed, edits, not_learned, paired_difference)
+from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, all_claims,
+                           claim_ablations, claim_artifacts, claim_eyelids, claim_speed, gate, not_learned,
+                           paired_difference)
 from dftnet.config import EvalConfig, ModelConfig
 from dftnet.errors import DataError
 from dftnet.eval.evaluate import evaluate_run
 from dftnet.eval.judge import AUJudge
 from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS
-from dftnet.eval.stats import bootstrap_median_difference, hierarchical_bootstrap
+from dftnet.eval.stats import bootstrap_median_difference, crossed_bootstrap, crossed_t_interval, holm
 from dftnet.eval.timing import time_generators
 from dftnet.generators import at_paper_size, generator_cost
 from dftnet.report import build_report
@@ -85,35 +86,65 @@ def test_a_metrics_file_without_a_schema_metric_stops_naming_file_and_key(tmp_pa
     assert not (tmp_path / "reports").exists()
 
 
-# ----------------------------------------------------------------- the bootstrap
-def test_hierarchical_bootstrap_of_a_zero_difference_is_inconclusive_about_95_percent_of_the_time():
+# ----------------------------------------------------------------- the intervals
+def crossed_data(rng, true=0.3, n_seeds=3, n_people=12, per_person=10, seed_sd=0.5, person_sd=1.0, pair_sd=1.0,
+                 noise_sd=0.5):
+    """Seeds x pairs like the experiment's: a real seed effect (not centred), person and pair
+    effects shared by every seed (all seeds edit the same pairs), and seed-by-pair noise."""
+    people = np.repeat(np.arange(n_people), per_person)
+    shared = rng.normal(0, person_sd, n_people)[people] + rng.normal(0, pair_sd, people.size)
+    values = (true + rng.normal(0, seed_sd, (n_seeds, 1)) + shared[None, :]
+              + rng.normal(0, noise_sd, (n_seeds, people.size)))
+    return values, [f"p{k}" for k in people]
+
+
+@pytest.mark.parametrize("seed_sd", [0.0, 0.5, 1.0])
+def test_crossed_t_interval_covers_the_truth_95_percent_of_the_time(seed_sd):
     rng = np.random.default_rng(0)
-    contains_zero = 0
-    for k in range(200):
-        seed_effect = rng.normal(0, 0.1, 5)
-        groups = [rng.normal(0, 1, 60) + e - seed_effect.mean() for e in seed_effect]  # true mean exactly 0
-        lo, hi = hierarchical_bootstrap(groups, 500, k)["ci"]
-        contains_zero += lo < 0 < hi
-    assert 0.90 <= contains_zero / 200 <= 0.995
+    n, hits = 600, 0
+    for _ in range(n):
+        values, people = crossed_data(rng, seed_sd=seed_sd)
+        lo, hi = crossed_t_interval(values, people)["ci"]
+        hits += lo <= 0.3 <= hi
+    assert 0.92 <= hits / n <= 0.995, hits / n
 
 
-def test_hierarchical_bootstrap_finds_a_large_difference_and_is_seeded():
-    rng = np.random.default_rng(1)
-    groups = [rng.normal(-0.5, 1, 60) for _ in range(3)]
-    out = hierarchical_bootstrap(groups, 500, 0)
-    assert out["ci"][1] < 0 and out["n_seeds"] == 3 and out["n_pairs"] == [60, 60, 60]
-    assert out["estimate"] == pytest.approx(np.mean([g.mean() for g in groups]))
-    assert hierarchical_bootstrap(groups, 500, 0) == out and hierarchical_bootstrap(groups, 500, 1) != out
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap([[1.0, float("nan")]])
+def test_crossed_intervals_share_the_pairs_between_seeds():
+    """Seeds that edited the same pairs identically carry the pairs' noise once, not divided by
+    their number: three identical seeds give the interval of one."""
+    rng = np.random.default_rng(3)
+    values, people = crossed_data(rng, n_seeds=1, seed_sd=0.0, noise_sd=0.0)
+    three = np.repeat(values, 3, axis=0)
+    one_b, three_b = (crossed_bootstrap(v, people, 2000, 0)["ci"] for v in (values, three))
+    assert (three_b[1] - three_b[0]) == pytest.approx(one_b[1] - one_b[0], rel=0.15)
+    one_t, three_t = (crossed_t_interval(v, people)["ci"] for v in (values, three))
+    assert three_t == pytest.approx(one_t)
 
 
-def test_seed_noise_widens_the_interval():
-    rng = np.random.default_rng(2)
-    pairs = rng.normal(0, 1, (3, 60))
-    calm = hierarchical_bootstrap(list(pairs), 500, 0)["ci"]
-    noisy = hierarchical_bootstrap(list(pairs + np.array([[-1.0], [0.0], [1.0]])), 500, 0)["ci"]
-    assert noisy[1] - noisy[0] > 2 * (calm[1] - calm[0])
+def test_crossed_intervals_resample_people_not_pairs():
+    """Pairs of one person move together: a person effect widens the interval, pair noise of the
+    same total size within people much less."""
+    rng = np.random.default_rng(4)
+    by_person, _ = crossed_data(rng, seed_sd=0, person_sd=1.0, pair_sd=0.0, noise_sd=0.0)
+    by_pair, people = crossed_data(rng, seed_sd=0, person_sd=0.0, pair_sd=1.0, noise_sd=0.0)
+    width = {k: np.diff(crossed_t_interval(v, people)["ci"])[0] for k, v in (("person", by_person), ("pair", by_pair))}
+    assert width["person"] > 2 * width["pair"]
+
+
+def test_crossed_intervals_handle_missing_pairs_and_bad_input():
+    values = np.array([[1.0, np.nan, 3.0, 2.0], [2.0, np.nan, 2.0, 1.0]])
+    out = crossed_t_interval(values, ["a", "a", "b", "b"])
+    assert out["estimate"] == pytest.approx(np.mean([2.0, 5 / 3])) and out["n_clusters"] == 2
+    assert crossed_bootstrap(values, ["a", "a", "b", "b"], 200, 0)["estimate"] == pytest.approx(out["estimate"])
+    with pytest.raises(ValueError, match="cluster labels"):
+        crossed_t_interval(values, ["a"])
+    with pytest.raises(ValueError, match="no finite value"):
+        crossed_t_interval(np.full((2, 3), np.nan), ["a", "b", "c"])
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+    assert holm([0.5]) == [0.5] and holm([]) == []
 
 
 def test_median_difference_of_paired_repeats():
@@ -123,21 +154,27 @@ def test_median_difference_of_paired_repeats():
 
 
 # ------------------------------------------------------------- runs in memory
+BASE = {"au_mae": 0.5, "au_mae_source": 0.9, "au_mae_neutral": 0.7, "au_raise": 0.5, "au_raise_source": 0.0,
+        "au_mae_AU45": 0.6, "au_mae_AU45_source": 1.0, "l1_gt": 0.05, "l1_gt_source": 0.04, "ssim_gt": 0.9,
+        "ssim_gt_source": 0.92, "l1_gt_eyes": 0.05, "ssim_gt_eyes": 0.8, "l1_raise": 0.1, "l1_unchanged": 0.005,
+        "l1_unchanged_source": 0.001, "lpips_gt": None}
+
+
 def run(variant: str, seed: int, n: int = 40, shift: dict | None = None, noise: float = 0.05, **kw) -> Run:
-    """A run whose per-pair values are base + shift[key] + noise, with its floors beside them."""
+    """A run whose per-pair values are base + shift[key] + noise, with its floors beside them;
+    its n pairs show n / 4 people."""
     rng = np.random.default_rng(zlib.crc32(f"{variant}/{seed}".encode()))
-    base = {"au_mae": 0.5, "au_mae_source": 0.9, "au_mae_AU45": 0.6, "au_mae_AU45_source": 1.0, "l1_gt": 0.05,
-            "l1_gt_source": 0.04, "ssim_gt": 0.9, "ssim_gt_source": 0.92, "l1_gt_eyes": 0.05, "ssim_gt_eyes": 0.8,
-            "lpips_gt": None}
     per_pair = {k: None for k in PER_PAIR_KEYS}
-    for k, v in base.items():
+    for k, v in BASE.items():
         if v is not None:
             per_pair[k] = (v + (shift or {}).get(k, 0.0) + rng.normal(0, noise, n)).tolist()
+    per_pair["au_raise_source"] = [0.0] * n
     summary = {k: (float(np.mean(v)) if v else None) for k, v in per_pair.items()}
     summary.update({k: None for k in METRICS if k not in summary})
     summary.update(kw)
     return Run(Path(f"{variant}/seed{seed}"), variant, seed, summary, per_pair, {}, {}, {}, {"n_pairs": n,
-               "unavailable": {"fid": "weights not found: pt_inception", "lpips": "weights not found: alexnet"}}, {})
+               "unavailable": {"fid": "weights not found: pt_inception", "lpips": "weights not found: alexnet"}}, {},
+               [f"pair{k}" for k in range(n)], [f"person{k // 4}" for k in range(n)])
 
 
 def runs(spec: dict[str, dict], seeds=(0, 1, 2)) -> Runs:
@@ -148,6 +185,7 @@ def test_paired_difference_verdicts():
     r = runs({"dftnet": {}, "ganimation": {"l1_gt": 0.02, "ssim_gt": -0.05}, "same": {}})
     better = paired_difference(r, "l1_gt", "dftnet", "ganimation", BOOT)
     assert better.status == SUPPORTED and better.hi < 0 and better.n_seeds == 3 and better.n_pairs == 40
+    assert better.n_clusters == 10 and better.p < 0.05
     assert better.diff == pytest.approx(better.ref_mean - better.other_mean)
     assert paired_difference(r, "ssim_gt", "dftnet", "ganimation", BOOT).status == SUPPORTED  # higher is better
     assert paired_difference(r, "l1_gt", "ganimation", "dftnet", BOOT).status == CONTRADICTED
@@ -156,33 +194,55 @@ def test_paired_difference_verdicts():
     assert paired_difference(r, "l1_gt", "dftnet", "absent", BOOT).status == NOT_MEASURABLE
     same = paired_difference(r, "l1_gt", "dftnet", "same", BOOT)
     assert same.status == INCONCLUSIVE and same.lo < 0 < same.hi
-    assert "[95% CI" in better.describe() and "3 seeds x 40 pairs" in better.describe()
+    assert "[95% CI" in better.describe() and "3 seeds x 40 pairs of 10 people" in better.describe()
 
 
-def test_the_gate_refuses_a_model_that_did_not_learn():
-    r = runs({"dftnet": {}, "ganimation": {"au_mae": 0.45}, "warp_only": {"au_mae": 0.5, "l1_gt": 0.03}})
-    assert edits(r, "dftnet", BOOT).status == SUPPORTED and not_learned(r, "dftnet", BOOT) is None
-    why = not_learned(r, "ganimation", BOOT)  # 0.95 vs its floor 0.9: it did not learn
-    assert re.match(r"GANimation did not learn to edit \(judge AU error 0\.9\d\d vs floor 0\.[89]\d\d, difference CI "
-                    r"\[0\.\d+, 0\.\d+\]", why), why
-    eyelids = claim_eyelids(r, BOOT)
-    assert eyelids.verdict == NOT_MEASURABLE and "GANimation did not learn to edit" in eyelids.why
+def test_a_metric_with_seed_means_only_gets_a_t_interval_over_the_seeds():
+    r = Runs(run(v, s, **{"fid": f}) for v, fs in (("dftnet", (10.0, 11.0, 12.0)), ("ganimation", (20.0, 22.0, 21.0)))
+             for s, f in enumerate(fs))
+    d = paired_difference(r, "fid", "dftnet", "ganimation", BOOT)
+    assert d.status == SUPPORTED and d.diff == pytest.approx(-10.0) and "Student t over 3 seed means" in d.describe()
+
+
+def test_the_gate_needs_the_neutral_floor_beaten_and_the_asked_aus_raised():
+    r = runs({"dftnet": {}, "eraser": {"au_mae": 0.2, "au_raise": -0.5}, "copier": {"au_mae": 0.4, "au_raise": -0.5},
+              "timid": {"au_raise": -0.5}, "ganimation": {}})
+    assert gate(r, "dftnet", BOOT).status == SUPPORTED and not_learned(r, "dftnet", BOOT) is None
+    for v in ("eraser", "copier", "timid"):
+        assert gate(r, v, BOOT).status == INCONCLUSIVE, v
+    why = not_learned(r, "eraser", BOOT)  # AU error 0.7 = the neutral face's, raise 0: it erased
+    assert re.match(r"eraser did not pass the gate \(`au_mae` 0\.\d+ vs neutral face 0\.\d+, difference CI", why), why
+    assert "`au_raise`" in why
     ablation = {c.id: c for c in claim_ablations(r, BOOT)}
-    assert ablation["4.1"].verdict == NOT_MEASURABLE and "warp_only did not learn to edit" in ablation["4.1"].why
+    assert ablation["4.1"].verdict == NOT_MEASURABLE and "copier did not pass the gate" in ablation["4.1"].why
 
 
-def test_claims_on_models_that_edit():
-    r = runs({"dftnet": {}, "ganimation": {"l1_gt_eyes": 0.02, "ssim_gt_eyes": -0.1, "au_mae_AU45": 0.2},
-              "worse": {"au_mae": 0.1, "l1_gt": 0.03}, "better": {"au_mae": -0.1, "l1_gt": -0.03},
-              "mixed": {"au_mae": 0.1, "l1_gt": -0.03}})
-    assert claim_eyelids(r, BOOT).verdict == SUPPORTED
-    art = claim_artifacts(r, BOOT)
-    assert art.verdict == NOT_MEASURABLE and "FID unavailable" in art.why and any("proxy" in e for e in art.evidence)
-    ab = {c.text.split("`")[1] if "`" in c.text else c.id: c for c in claim_ablations(r, BOOT)}
+def test_claims_rest_on_their_primary_with_holm():
+    r = runs({"dftnet": {}, "ganimation": {"l1_gt_eyes": 0.1, "ssim_gt_eyes": -0.1, "au_mae_AU45": 0.2,
+                                           "l1_unchanged": 0.1},
+              "worse": {"l1_raise": 0.1}, "better": {"l1_raise": -0.1}, "alike": {"l1_raise": 0.0005}})
+    claims = {c.id: c for c in all_claims(r, None, BOOT)}
+    assert claims["1"].verdict == SUPPORTED and claims["1"].primary.metric == "l1_gt_eyes"
+    assert claims["1"].primary.p_holm >= claims["1"].primary.p and "Holm-adjusted p" in claims["1"].why
+    art = claims["2"]
+    assert art.verdict == SUPPORTED and art.primary.metric == "l1_unchanged"
+    assert any("supporting: `fid`: not measurable" in e for e in art.evidence)
+    ab = {c.text.split("`")[1] if "`" in c.text else c.id: c for c in claims.values() if c.id.startswith("4")}
     assert ab["worse"].verdict == SUPPORTED and ab["better"].verdict == CONTRADICTED
-    assert ab["mixed"].verdict == INCONCLUSIVE
-    assert ab["4"].verdict == INCONCLUSIVE and "`mixed`: inconclusive" in ab["4"].why
-    assert "not the paper's" in ab["4"].whose and "qualitative" in claim_eyelids(r, BOOT).whose
+    assert ab["alike"].verdict == INCONCLUSIVE and ab["worse"].primary.metric == "l1_raise"
+    assert ab["4"].verdict == INCONCLUSIVE and "`alike`: inconclusive" in ab["4"].why
+    assert "not the paper's" in ab["4"].whose and "qualitative" in claims["1"].whose
+    assert claims["3"].verdict == NOT_MEASURABLE
+
+
+def test_holm_can_turn_a_marginal_primary_inconclusive():
+    r = runs({"dftnet": {}, "ganimation": {}, **{v: {"l1_raise": 0.012} for v in "abcdef"}})
+    plain = claim_ablations(r, BOOT)[1:]
+    marginal = [c for c in plain if c.verdict == SUPPORTED and c.primary.p > 0.01]
+    assert marginal, [c.primary.p for c in plain]
+    corrected = {c.id: c for c in all_claims(r, None, BOOT)}
+    for c in marginal:
+        assert corrected[c.id].primary.p_holm > 0.05 and corrected[c.id].verdict == INCONCLUSIVE
 
 
 def test_speed_claim_reads_the_timing_repeats_and_the_flops():

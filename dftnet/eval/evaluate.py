@@ -288,8 +288,11 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
         "unavailable": unavailable,
         "injected_networks": [k for k, m in (("fid", fid_model), ("lpips", lpips_model)) if m is not None],
     }
-    metrics = {"summary": summary, "ci": ci, "per_pair": per_pair, "au": au, "annotator": mp, "fid": fid, "lpips": lp,
-               "identity": ident, "paired": paired, "protocol": protocol}
+    # Which person each pair's source is: the claims resample people (and all their pairs), not pairs.
+    who_of = dict(zip(ds.ids, ds.identities)) if ds.identities is not None else {}
+    pair_index = {"pair_id": list(pairs.pair_ids), "source_identity": [who_of.get(s, s) for s in pairs.source_ids]}
+    metrics = {"summary": summary, "ci": ci, "per_pair": per_pair, "pairs": pair_index, "au": au, "annotator": mp,
+               "fid": fid, "lpips": lp, "identity": ident, "paired": paired, "protocol": protocol}
     return _finite_or_none(metrics), edits
 
 
