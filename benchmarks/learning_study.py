@@ -8,10 +8,11 @@
 A recipe is a named set of dotted overrides of ``params.yaml`` (``train.n_critic: 5``) in
 ``benchmarks/recipes.yaml``, each with the one thing it changes. Every (recipe, variant, seed)
 trains from scratch on the prepared dataset (``data.root``; run ``dvc repro judge`` first)
-with its learning curve read by the judge (``judge/judge.pt``), then edits every held-out
-test pair once and records the judge's AU error of the edits, the unedited sources' error
-(the floor), their ratio, the paired L1 to the ground-truth target and the source's L1 (its
-floor), and the wall seconds. Each result is one JSON file under ``study/results/``; a run
+with its learning curve read by the judge (``judge/judge.pt``), then edits every
+**validation** pair once (never a test pair: those are read once, by ``evaluate``) and records
+the judge's AU error of the edits, its two floors (the unedited sources' and the neutral
+faces'), the raise progress of the asked AUs, the paired L1 to the ground-truth target and the
+source's L1 (its floor), and the wall seconds. Each result is one JSON file under ``study/results/``; a run
 whose file exists is skipped, so the study resumes and grows. Runs go in parallel
 processes, one thread each (``--workers``); the table lists every finished run, failures
 included.
@@ -56,9 +57,7 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     torch.set_num_threads(1)
     from dftnet import stages
     from dftnet.config import resolve_variant
-    from dftnet.eval.evaluate import edit_pairs
-    from dftnet.eval.judge import judge_predict, load_judge
-    from dftnet.eval.paired import compute_paired
+    from dftnet.eval.judge import load_judge
     from dftnet.checkpoints import load_trained
     from dftnet.train import train
 
@@ -70,24 +69,41 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     t0 = time.perf_counter()
     summary = train(run, ds, out, "cpu", judge=judge)
     seconds = time.perf_counter() - t0
-    G = load_trained(out)[0]
-    sources, edits = edit_pairs(G, ds, 64)
-    target = ds.pairs.target_aus.float()
-    err = float((judge_predict(judge, edits) - target).abs().mean())
-    floor = float((judge_predict(judge, sources) - target).abs().mean())
-    l1, l1_src = compute_paired(edits, ds.pairs.gt)["mean"]["l1"], compute_paired(sources, ds.pairs.gt)["mean"]["l1"]
     return write_result(name, variant, seed, out, summary["generator_steps"], round(seconds, 1),
-                        (err, floor), (l1, l1_src), len(target), threads=1)
+                        score_on_validation(load_trained(out)[0], ds, judge), threads=1)
 
 
-def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int, seconds: float,
-                 au: tuple[float, float], l1: tuple[float, float], n_pairs: int, threads) -> dict:
+def score_on_validation(G, ds, judge) -> dict:
+    """The judge's reading of ``G``'s edits of the validation pairs, with both floors and the
+    raise progress, and the paired L1 against the ground truth."""
+    from dftnet.data.synth_dataset import neutral_faces
+    from dftnet.eval.evaluate import edit_pairs
+    from dftnet.eval.judge import judge_predict
+    from dftnet.eval.paired import compute_paired
+    from dftnet.eval.response import progress
+
+    pairs = ds.val_pairs
+    if pairs is None:
+        sys.exit(f"error: {ds.meta.get('source')} dataset without validation pairs: run `dvc repro prepare` again")
+    sources, edits = edit_pairs(G, ds, 64, pairs=pairs)
+    neutral = neutral_faces(ds, pairs.source_ids)
+    target, labels = pairs.target_aus.float(), ds.aus[ds.index(pairs.source_ids)].float()
+    read = {k: judge_predict(judge, x) for k, x in (("edit", edits), ("source", sources), ("neutral", neutral))}
+    err = {k: float((v - target).abs().mean()) for k, v in read.items()}
+    l1 = {k: compute_paired(x, pairs.gt)["mean"]["l1"] for k, x in (("edit", edits), ("source", sources))}
+    return {"au_mae": err["edit"], "au_mae_source": err["source"], "au_mae_neutral": err["neutral"],
+            "ratio": err["edit"] / err["source"], "ratio_neutral": err["edit"] / err["neutral"],
+            "au_raise": progress(read["edit"], read["source"], target, labels)["raise"]["mean"],
+            "l1_gt": l1["edit"], "l1_gt_source": l1["source"], "l1_ratio": l1["edit"] / l1["source"],
+            "n_pairs": len(pairs), "split": "val"}
+
+
+def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int, seconds: float, scores: dict,
+                 threads) -> dict:
     """One study row, ``study/results/<recipe>__<variant>__seed<k>.json`` (written atomically):
-    ``au`` and ``l1`` are (edit, unedited source) pairs; the curve comes from ``run_dir/curve.csv``."""
+    ``scores`` from :func:`score_on_validation`; the curve comes from ``run_dir/curve.csv``."""
     curve = (run_dir / "curve.csv").read_text().splitlines()
-    result = {"recipe": recipe, "variant": variant, "seed": seed, "steps": steps, "seconds": seconds,
-              "au_mae": au[0], "au_mae_source": au[1], "ratio": au[0] / au[1],
-              "l1_gt": l1[0], "l1_gt_source": l1[1], "l1_ratio": l1[0] / l1[1], "n_pairs": n_pairs,
+    result = {"recipe": recipe, "variant": variant, "seed": seed, "steps": steps, "seconds": seconds, **scores,
               "curve": [line.split(",")[:4] for line in curve[1:]], "threads": threads,
               "machine": f"{os.cpu_count()} CPU cores"}
     path = STUDY / "results" / f"{recipe}__{variant}__seed{seed}.json"
@@ -123,21 +139,39 @@ def cmd_run(args) -> None:
 
 
 def cmd_import_default(args) -> None:
-    """The default ``dvc repro``'s evaluated runs (every variant and seed) as rows of recipe
-    ``default``, read from ``eval/<variant>/seed<k>/metrics.json`` (all test pairs) and
-    ``runs/<variant>/seed<k>/`` (steps, seconds, learning curve)."""
+    """The default ``dvc repro``'s trained runs (every variant and seed) as rows of recipe
+    ``default``, scored on the validation pairs like every other row (``runs/<variant>/seed<k>/``:
+    the generator, steps, seconds, learning curve)."""
+    from dftnet import stages
+    from dftnet.checkpoints import load_trained
     from dftnet.config import load_params
+    from dftnet.eval.judge import load_judge
 
     params = load_params(args.params)
+    ds, judge = stages.dataset(params), load_judge(ROOT / "judge" / "judge.pt")
     for variant in params.variants:
         for seed in params.seeds:
-            run, ev = ROOT / "runs" / variant / f"seed{seed}", ROOT / "eval" / variant / f"seed{seed}" / "metrics.json"
-            m = json.loads(ev.read_text())
-            s, train = m["summary"], json.loads((run / "train_summary.json").read_text())
+            run = ROOT / "runs" / variant / f"seed{seed}"
+            train = json.loads((run / "train_summary.json").read_text())
             write_result("default", variant, seed, run, train["generator_steps"], train["train_seconds_this_session"],
-                         (s["au_mae"], s["au_mae_source"]), (s["l1_gt"], s["l1_gt_source"]), m["protocol"]["n_pairs"],
+                         score_on_validation(load_trained(run)[0], ds, judge),
                          threads="dvc repro (seeds in parallel; the last seed of each variant on both cores)")
             print(f"default {variant} seed{seed}")
+
+
+def _table_row(name: str, what: str, variant: str, split: str, rows: list[dict]) -> str:
+    def mean(k: str) -> str:
+        vals = [r[k] for r in rows if r.get(k) is not None]
+        return f"{sum(vals) / len(vals):.3f}" if vals else ""
+
+    def per_seed(k: str) -> str:
+        return ", ".join(f"{r[k]:.2f}" for r in rows)
+
+    met = all(r["ratio"] <= TARGET_RATIO and r["l1_ratio"] <= TARGET_L1 for r in rows)
+    return (f"| {name} | {what} | {variant} | {split} | {rows[0]['steps']} | {float(mean('seconds')):.0f} "
+            f"| {mean('au_mae')} | {mean('au_mae_source')} | {mean('au_mae_neutral')} | {mean('au_raise')} "
+            f"| {mean('ratio')} ({per_seed('ratio')}) | {float(mean('l1_ratio')):.2f} ({per_seed('l1_ratio')}) "
+            f"| {'yes' if met else 'no'} ({len(rows)} seed{'s' if len(rows) > 1 else ''}) |")
 
 
 def cmd_table(args) -> None:
@@ -149,7 +183,7 @@ def cmd_table(args) -> None:
         "# Learning study",
         "",
         "Which recipe makes the generators *edit* at CPU scale (64 px, the embedded synthetic faces,",
-        "320 training images of 32 identities, 120 held-out pairs of 12 unseen identities). Written by",
+        "320 training images of 32 identities; scored on the 120 **validation** pairs of 12 other people). Written by",
         "`python benchmarks/learning_study.py table` from `study/results/*.json`; every row is a run",
         f"seen on this machine ({os.cpu_count()} CPU cores, no GPU, one thread per run, two runs side by side;",
         "the `default` rows are the default `dvc repro`'s own runs, imported with `import-default`).",
@@ -159,25 +193,28 @@ def cmd_table(args) -> None:
         f"  Target: <= {TARGET_RATIO} in every seed. Below 1 the edits move towards the target AUs.",
         "- **L1 x** = paired L1 of the edit to the ground-truth target / the unedited source's L1 to it.",
         f"  Target: <= {TARGET_L1} (clean edits); < 1 means the edit moves towards the true target in pixels.",
+        "- **neutral** = the same error of the neutral faces (the source people with every AU at 0): erasing",
+        "  the expression scores this, so a recipe edits only below it; **raise** = the share of each asked",
+        "  AU rise the judge reads (1 = all of it, 0 = none).",
+        "- **split**: `val` rows were scored on the validation pairs. `test*` rows were scored on the test",
+        "  pairs before the validation split existed, with the judge of that time (trained on the GANs' own",
+        "  images); their checkpoints are gone, so they stand as history, not comparable with `val` rows.",
         "- Per-seed values in brackets; `steps` generator steps; `s` wall seconds per run (mean), indicative",
         "  only: the machine's load varied between rounds (tests and other runs shared the cores at times).",
         "",
-        "| recipe | what changes | variant | steps | s | AU err | floor | ratio (per seed) | L1 x (per seed) | met |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| recipe | what changes | variant | split | steps | s | AU err | floor | neutral | raise | ratio (per seed) "
+        "| L1 x (per seed) | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    for r in results:
+        r.setdefault("split", "test*")
     for name in recipes:
         for variant in dict.fromkeys(r["variant"] for r in results):
-            rows = sorted((r for r in results if r["recipe"] == name and r["variant"] == variant), key=lambda r: r["seed"])
-            if not rows:
-                continue
-            mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
-            per_seed = lambda k: ", ".join(f"{r[k]:.2f}" for r in rows)  # noqa: E731
-            met = all(r["ratio"] <= TARGET_RATIO and r["l1_ratio"] <= TARGET_L1 for r in rows)
-            lines.append(
-                f"| {name} | {recipes[name].get('what', '')} | {variant} | {rows[0]['steps']} | {mean('seconds'):.0f} "
-                f"| {mean('au_mae'):.3f} | {mean('au_mae_source'):.3f} | {mean('ratio'):.3f} "
-                f"({per_seed('ratio')}) | {mean('l1_ratio'):.2f} "
-                f"({per_seed('l1_ratio')}) | {'yes' if met else 'no'} ({len(rows)} seed{'s' if len(rows) > 1 else ''}) |")
+            for split in ("val", "test*"):
+                rows = sorted((r for r in results if r["recipe"] == name and r["variant"] == variant
+                               and r["split"] == split), key=lambda r: r["seed"])
+                if rows:
+                    lines.append(_table_row(name, recipes[name].get("what", ""), variant, split, rows))
     lines += ["", "## Learning curves (judge ratio every 300 generator steps and at the end, mean over seeds)", "",
               "| recipe | variant | " + " | ".join(["step: ratio"] * 1) + " |", "|---|---|---|"]
     for name in recipes:

@@ -131,10 +131,9 @@ def paired_difference(runs: Runs, metric: str, reference: str, other: str, boot:
         return Difference(status=NOT_MEASURABLE, reason=f"metric is null: {runs.reason(metric) or 'not computed'}", **base)
     a, clusters = _matrix(ref_runs, metric, seeds)
     b, _ = _matrix(other_runs, other_key, seeds)
-    if a is not None and b is not None and a.shape == b.shape and (runs.of(reference)[seeds[0]].pair_ids or None) == (
-            other_runs[seeds[0]].pair_ids or None):
-        with np.errstate(invalid="ignore"):
-            ci = crossed_t_interval(a - b, clusters, boot.level)
+    same_pairs = ref_runs[seeds[0]].pair_ids == other_runs[seeds[0]].pair_ids
+    if a is not None and b is not None and a.shape == b.shape and same_pairs:
+        ci = crossed_t_interval(a - b, clusters, boot.level)
         ref_mean = float(np.mean([np.nanmean(r) for r in a]))
         other_mean = float(np.mean([np.nanmean(r) for r in b]))
     else:

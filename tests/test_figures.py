@@ -146,3 +146,22 @@ def test_training_curves(tmp_path):
     training_curves(logs, out)
     w, h = png_size(out)
     assert w > 800 and h > 600
+
+
+def test_au_response_draws_every_variant_beside_the_truth_and_the_neutral_face(tmp_path):
+    from pathlib import Path
+
+    from dftnet.figures import au_response
+    from dftnet.results import Run, Runs
+
+    def run(variant, seed, raise_au01):
+        per = lambda v: {"per_au": {"AU01": v, "AU12": 0.5, "AU45": float("nan")}}  # noqa: E731
+        progress = {"judge": {"edit": {"raise": per(raise_au01), "lower": per(0.3)},
+                              "gt": {"raise": per(0.9), "lower": per(0.8)}, "neutral": {"raise": per(-0.1),
+                                                                                     "lower": per(0.9)}}}
+        return Run(Path("x"), variant, seed, {}, {}, {}, {}, {}, {}, {}, progress=progress)
+
+    out = tmp_path / "au_response.png"
+    au_response(Runs([run("dftnet", 0, 0.4), run("dftnet", 1, 0.6), run("ganimation", 0, 0.2)]), out)
+    w, h = png_size(out)
+    assert w > 800 and h > 500

@@ -203,7 +203,7 @@ def test_the_annotator_reads_a_prepared_crop_as_prepare_labelled_it(tmp_path, fa
 
 @pytest.mark.slow
 def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bundle, ganimation_sample):
-    """``dftnet bench`` on 16 faces-gray photos at toy size: every output, the MediaPipe reading
+    """``dftnet bench`` on 20 faces-gray photos at toy size: every output, the MediaPipe reading
     in every metrics file, the gate on it, and the annotator's validity report."""
     import yaml
 
@@ -211,7 +211,7 @@ def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bun
 
     folder = tmp_path / "photos"
     folder.mkdir()
-    for p in _labelled(faces_gray, "happiness", 8) + _labelled(faces_gray, "neutral", 8):
+    for p in _labelled(faces_gray, "happiness", 10) + _labelled(faces_gray, "neutral", 10):
         shutil.copy(p, folder)
     params = toy_params()
     params["data"].update(source="photos", root="prepared")
@@ -231,6 +231,6 @@ def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bun
     claims = (tmp_path / "rep" / "claims.md").read_text()
     assert "AU readings by the MediaPipe AU proxy" in claims  # the gate reads the annotator on photos
     validity = json.loads((tmp_path / "w" / "metrics" / "annotator.json").read_text())
-    assert validity["expressions"]["happiness"]["n"] == 8 and validity["openface"]["n_photos"] == 4
+    assert validity["expressions"]["happiness"]["n"] == 10 and validity["openface"]["n_photos"] == 4
     assert "MediaPipe AU proxies, not OpenFace AUs" in (tmp_path / "rep" / "annotator.md").read_text()
     assert (tmp_path / "prepared" / "judge_ids.txt").read_text().count("\n") >= 4

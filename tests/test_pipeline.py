@@ -85,7 +85,7 @@ def test_dvc_repro_at_toy_size(toy_runs):
     curve = pd.read_csv(tmp_path / "logs" / "dftnet_curve.csv")  # the learning curve, mean over seeds
     assert {"step", "au_mae", "au_mae_source", "au_mae_critic"} <= set(curve.columns) and curve["step"].iloc[0] == 0
     for fig in ("fig3_eyelids.png", "fig4_intermediate.png", "fig5_interpolation.png", "training_curves.png",
-                "learning_curves.png"):
+                "learning_curves.png", "au_response.png"):
         assert (tmp_path / "reports" / "figures" / fig).stat().st_size > 1000, fig
     metrics = json.loads((tmp_path / "metrics" / "dftnet.json").read_text())  # headline, means over seeds
     assert metrics["au_mae"] == pytest.approx(results.query("variant == 'dftnet'")["au_mae"].mean())

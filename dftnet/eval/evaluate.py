@@ -39,7 +39,7 @@ from dftnet import numerics
 from dftnet.blocks import eval_mode
 from dftnet.config import EvalConfig
 from dftnet.data.aus import AU_MAX, AU_NAMES
-from dftnet.data.dataset import FaceDataset
+from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.data.synth_dataset import neutral_faces
 from dftnet.errors import DataError
 from dftnet.eval.fid import compute_fid
@@ -68,9 +68,11 @@ def library_versions() -> dict:
 
 
 @torch.inference_mode()
-def edit_pairs(gen, ds: FaceDataset, batch_size: int, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(sources, edits), uint8 P x 3 x H x W: every pair's source edited toward its target AUs."""
-    pairs = ds.pairs
+def edit_pairs(gen, ds: FaceDataset, batch_size: int, device: str | torch.device = "cpu",
+               pairs: EvalPairs | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sources, edits), uint8 P x 3 x H x W: every pair's source edited toward its target AUs
+    (``pairs``: default the test pairs; the learning study passes the validation pairs)."""
+    pairs = ds.pairs if pairs is None else pairs
     sources = ds.images[ds.index(pairs.source_ids)]
     edits = []
     with eval_mode(gen):

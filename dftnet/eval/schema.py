@@ -128,9 +128,8 @@ RUN_METRICS: tuple[Metric, ...] = (
 METRICS = {m.key: m for m in RUN_METRICS}
 # What ``dvc metrics show`` lists per variant (means over seeds, ``metrics/<variant>.json``);
 # everything else stays in the non-metric ``eval/<variant>/seed<k>/metrics.json``.
-HEADLINE = ("au_mae", "au_mae_source", "au_mae_neutral", "au_mae_gt", "au_raise", "au_raise_gt", "au_lower",
-            "au_mae_mp", "au_mae_mp_source", "au_mae_mp_neutral", "au_raise_mp", "l1_raise", "l1_raise_source",
-            "l1_raise_neutral", "l1_unchanged", "l1_unchanged_source", "l1_gt", "l1_gt_source", "ssim_gt", "fid")
+HEADLINE = ("au_mae", "au_mae_neutral", "au_raise", "au_mae_mp", "au_mae_mp_neutral", "l1_raise", "l1_unchanged",
+            "l1_unchanged_source", "fid")
 MASK_TOL = 0.05  # [0,1] intensity: the raise mask's and the unchanged region's threshold
 ASKED_STEP = 1.0  # AU intensity: an AU counts as asked to change when |target - source label| >= this
 PER_PAIR_KEYS = tuple(m.key for m in RUN_METRICS if m.per_pair)

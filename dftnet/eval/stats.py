@@ -66,6 +66,19 @@ def bootstrap_median_difference(a, b, n_resamples: int = 1000, seed: int = 0, le
             "n": int(a.size)}
 
 
+def _crossed_input(values, clusters, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds x pairs float array, its finite mask), checked: 2-D, one label per pair, every seed a value."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+        raise ValueError(f"{who}: expected a seeds x pairs array, got shape {v.shape}")
+    if len(clusters) != v.shape[1]:
+        raise ValueError(f"{who}: {len(clusters)} cluster labels for {v.shape[1]} pairs")
+    finite = np.isfinite(v)
+    if not finite.any(axis=1).all():
+        raise ValueError(f"{who}: a seed has no finite value")
+    return v, finite
+
+
 def crossed_bootstrap(values, clusters, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """Mean over training seeds of each seed's mean over test pairs, with a CI for a crossed design.
 
@@ -81,14 +94,7 @@ def crossed_bootstrap(values, clusters, n_resamples: int = 1000, seed: int = 0, 
     Returns ``{"estimate", "ci": [lo, hi], "p": two-sided bootstrap p-value of 0, "n_seeds",
     "n_pairs", "n_clusters", "method"}``.
     """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
-        raise ValueError(f"crossed_bootstrap: expected a seeds x pairs array, got shape {v.shape}")
-    if len(clusters) != v.shape[1]:
-        raise ValueError(f"crossed_bootstrap: {len(clusters)} cluster labels for {v.shape[1]} pairs")
-    finite = np.isfinite(v)
-    if not finite.any(axis=1).all():
-        raise ValueError("crossed_bootstrap: a seed has no finite value")
+    v, finite = _crossed_input(values, clusters, "crossed_bootstrap")
     _, code = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
     n_seeds, n_clusters = v.shape[0], int(code.max()) + 1
     onehot = np.zeros((v.shape[1], n_clusters))
@@ -127,14 +133,7 @@ def crossed_t_interval(values, clusters, level: float = 0.95) -> dict:
     """
     from scipy import stats as sps
 
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
-        raise ValueError(f"crossed_t_interval: expected a seeds x pairs array, got shape {v.shape}")
-    if len(clusters) != v.shape[1]:
-        raise ValueError(f"crossed_t_interval: {len(clusters)} cluster labels for {v.shape[1]} pairs")
-    finite = np.isfinite(v)
-    if not finite.any(axis=1).all():
-        raise ValueError("crossed_t_interval: a seed has no finite value")
+    v, finite = _crossed_input(values, clusters, "crossed_t_interval")
     seed_means = np.array([row[ok].mean() for row, ok in zip(v, finite)])
     with warnings.catch_warnings():  # an all-NaN pair or person: nanmean warns, the NaN is dropped below
         warnings.simplefilter("ignore", RuntimeWarning)
