@@ -364,7 +364,7 @@ def correct(claims: Sequence[Claim]) -> list[Claim]:
     per = [c for c in out if c.id.startswith("4.")]
     if summary and per:
         i = summary[0]
-        out[i] = _ablation_summary(per, [c.text.split("`")[1] for c in per], out[i].whose)
+        out[i] = _ablation_summary(per, [c.primary.other for c in per], out[i].whose)
     return out
 
 
@@ -391,8 +391,8 @@ def gate_table(runs: Runs, boot: Bootstrap) -> str:
     and the two gate differences with their CIs."""
     err, rise, reader = au_reader(runs)
     rows = []
-    for v in runs.variants():
-        g = gate(runs, v, boot)
+    gates = [gate(runs, v, boot) for v in runs.variants()]
+    for v, g in zip(runs.variants(), gates):
         means = [_mean(runs, v, k) for k in (err, f"{err}_source", f"{err}_neutral", f"{err}_gt", rise, f"{rise}_gt")]
         cells = [_name(v)] + ["" if x is None else f"{x:.3f}" for x in means]
         for d in (g.error, g.raises):
@@ -401,7 +401,7 @@ def gate_table(runs: Runs, boot: Bootstrap) -> str:
                      f"cannot tell ({g.why_not()})" if g.status == NOT_MEASURABLE else
                      "**did not pass**: no verdict rests on it")
         rows.append(cells)
-    n = next((g for g in (gate(runs, v, boot).error for v in runs.variants()) if g.n_seeds), None)
+    n = next((g.error for g in gates if g.error.n_seeds), None)
     over = f" CIs over {n.n_seeds} seeds x {n.n_pairs} pairs of {n.n_clusters} people." if n else ""
     return (f"AU readings by the {reader}. Floors: the unedited source (copying) and the neutral face (erasing: "
             "the source person with every AU at 0; on photos an all-zero reading); ceiling: the ground truth "

@@ -374,8 +374,7 @@ def au_response(runs, out_path: Path) -> None:
     reader = "judge" if any((r.progress or {}).get("judge") for r in runs.runs) else "annotator"
 
     def per_au(run, ref: str, way: str) -> dict:
-        block = ((((run.progress or {}).get(reader) or {}).get(ref) or {}).get(way) or {}).get("per_au") or {}
-        return {a: v for a, v in block.items() if v is not None and np.isfinite(v)}
+        return run.progress_per_au(reader, ref, way)
 
     variants = runs.variants()
     fig, axes = plt.subplots(2, 1, figsize=(11, 6.4), sharey=False)

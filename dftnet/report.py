@@ -105,16 +105,10 @@ def _progress_column(reader: str, ref: str, way: str) -> str:
     return f"{way}{'' if reader == 'judge' else '_mp'}{'' if ref == 'edit' else '_' + ref}"
 
 
-def progress_per_au(run, reader: str, ref: str, way: str, au: str) -> float | None:
-    """Mean progress of ``au`` over the pairs that ask it to change that way (None: never asked, or not read)."""
-    block = (((run.progress or {}).get(reader) or {}).get(ref) or {}).get(way) or {}
-    return _num((block.get("per_au") or {}).get(au))
-
-
 def per_au_frame(runs: Runs) -> pd.DataFrame:
     return pd.DataFrame([{"variant": r.variant, "seed": r.seed, "au": a,
                           "mae": _num(r.per_au_mae.get(a)), "mae_source": _num(r.per_au_mae_source.get(a)),
-                          **{_progress_column(*c): progress_per_au(r, *c, a) for c in PROGRESS_COLUMNS}}
+                          **{_progress_column(*c): r.progress_per_au(*c).get(a) for c in PROGRESS_COLUMNS}}
                          for r in runs.runs for a in AU_NAMES])
 
 

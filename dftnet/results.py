@@ -68,6 +68,12 @@ class Run:
     def value(self, metric: str) -> float | None:
         return num(self.summary.get(metric))
 
+    def progress_per_au(self, reader: str, ref: str, way: str) -> dict[str, float]:
+        """``{AU: mean progress}`` of ``reader`` ("judge" or "annotator") for ``ref`` ("edit", "gt",
+        "neutral") and ``way`` ("raise", "lower"), over the AUs some pair asks that way."""
+        block = (((self.progress or {}).get(reader) or {}).get(ref) or {}).get(way) or {}
+        return {a: float(v) for a, v in (block.get("per_au") or {}).items() if v is not None and math.isfinite(v)}
+
     def pairs(self, metric: str) -> list[float] | None:
         """One value per test pair, in pair order (None where the metric has none; NaN for a
         pair without a value, e.g. one that asks no raise)."""

@@ -103,10 +103,10 @@ def au_errors(pred: torch.Tensor, target: torch.Tensor) -> dict:
 
 
 def _references(read, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor, source_labels: torch.Tensor,
-                neutral: torch.Tensor | None, gt: torch.Tensor | None) -> dict:
+                neutral: torch.Tensor | None, gt: torch.Tensor | None) -> tuple[dict, dict]:
     """AU errors and signed response of one reader (``read``: uint8 images -> P x 17) for the edit
     and its references: the source, the neutral face (an all-zero reading where none is given)
-    and the ground truth (where given)."""
+    and the ground truth (where given). Returns (that block, the readings themselves)."""
     readings = {"edit": read(edits), "source": read(sources)}
     readings["neutral"] = read(neutral) if neutral is not None else torch.zeros_like(readings["source"])
     if gt is not None:
@@ -115,8 +115,7 @@ def _references(read, sources: torch.Tensor, edits: torch.Tensor, target: torch.
     out["progress"] = {k: progress(v, readings["source"], target, source_labels) for k, v in readings.items()}
     out["neutral_rule"] = ("the source person rendered with every AU at 0" if neutral is not None
                            else "an all-zero AU reading (what the calibrated neutral face reads)")
-    out["_readings"] = readings
-    return out
+    return out, readings
 
 
 def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, target: torch.Tensor,
@@ -127,11 +126,12 @@ def evaluate_au(judge, critic, sources: torch.Tensor, edits: torch.Tensor, targe
     if judge is None:
         out["reason"] = "no AU judge given"
     else:
-        out.update(_references(lambda x: judge_predict(judge, x, batch_size, device), sources, edits, target,
-                               source_labels, neutral, gt))
+        block, readings = _references(lambda x: judge_predict(judge, x, batch_size, device), sources, edits, target,
+                                      source_labels, neutral, gt)
+        out.update(block)
         # How well the judge reads these very sources against their own labels: the floor
         # below which an edit's AU error cannot be told apart from judge error.
-        out["judge_on_sources"] = au_errors(out.pop("_readings")["source"], source_labels)
+        out["judge_on_sources"] = au_errors(readings["source"], source_labels)
     if critic is None:
         out["critic_reason"] = "no critic given"
     else:
@@ -155,8 +155,7 @@ def evaluate_annotator(annotator, sources: torch.Tensor, edits: torch.Tensor, ta
         hits.append(hit)
         return torch.from_numpy(aus)
 
-    out = _references(read, sources, edits, target, source_labels, None, None)
-    out.pop("_readings")
+    out, _ = _references(read, sources, edits, target, source_labels, None, None)
     return {"reason": None, "name": "MediaPipe AU proxies", **out, "found": hits[0].astype(float).tolist(),
             "found_sources": float(hits[1].mean())}
 
