@@ -51,6 +51,8 @@ class FolderConfig:
     aus: str = _f("", "AU table: OpenFace CSV(s) folder or file, GANimation aus_openface.pkl, or plain CSV")
     train_ids: str = _f("", "file listing training ids, one per line")
     test_ids: str = _f("", "file listing test ids, one per line")
+    val_ids: str = _f("", "file listing validation ids, disjoint from train and test: the learning curve's pairs "
+                      "('' = none; then train.curve_every must be 0)")
     pairs_per_test_image: int = _f(1, "evaluation edits per test image (targets drawn from other test images)", min=1)
     seed: int = _f(0, "seed of the evaluation pairs", min=0)
 

@@ -42,8 +42,9 @@ class LearningCurve:
                  device: torch.device):
         pairs = ds.val_pairs
         if pairs is None or len(pairs) == 0:
-            raise DataError("learning curve: the dataset has no validation pairs (val_pairs.csv; run prepare again, "
-                            "or set train.curve_every: 0)")
+            raise DataError("learning curve: the dataset has no validation pairs (val_pairs.csv): give it a validation "
+                            "split (data.folder.val_ids, data.photos.n_val; synthetic data: run prepare again) or set "
+                            "train.curve_every: 0")
         n = min(n_pairs, len(pairs))
         self.path, self.judge, self.device = path, judge.to(device).eval(), device
         self.sources = ds.images[ds.index(pairs.source_ids[:n])]

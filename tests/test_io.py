@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import random
@@ -540,3 +541,20 @@ def test_validation_and_judge_splits_round_trip_and_stay_disjoint(tmp_path):
     ds.val_ids = ds.val_ids[:1] + [ds.judge_ids[0]]
     with pytest.raises(DataError, match="dataset judge_ids: id judge_p0000_e00 .* another split"):
         save_dataset(ds, tmp_path / "other")
+
+
+def test_ingest_folder_with_validation_ids(tmp_path):
+    cfg = make_folder(tmp_path, n=10)
+    (tmp_path / "train.csv").write_text("\n".join(f"f{i}.{'jpg' if i % 2 else 'png'}" for i in range(5)) + "\n")
+    (tmp_path / "val.csv").write_text("f8.png\nf9.jpg\n")
+    (tmp_path / "test.csv").write_text("f5.jpg\nf6.png\nf7.jpg\n")
+    cfg = dataclasses.replace(cfg, val_ids=str(tmp_path / "val.csv"))
+    ds = ingest_folder(cfg, 8)
+    assert ds.val_ids == ["f8", "f9"] and ds.test_ids == ["f5", "f6", "f7"] and len(ds.val_pairs) == 4
+    assert set(ds.val_pairs.source_ids) == set(ds.val_pairs.target_ids) == {"f8", "f9"}
+    for t, aus in zip(ds.pairs.target_ids, ds.pairs.target_aus):
+        assert torch.equal(aus, ds.aus[ds.ids.index(t)])
+    save_dataset(ds, tmp_path / "out")
+    assert load_dataset(tmp_path / "out").val_ids == ["f8", "f9"]
+    (tmp_path / "val.csv").write_text("f8.png\nf7.jpg\n")  # a test image listed for validation
+    raises_data_error(lambda: ingest_folder(cfg, 8), "val.csv line 2", "also in the train or test ids")

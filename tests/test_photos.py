@@ -234,3 +234,11 @@ def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bun
     assert validity["expressions"]["happiness"]["n"] == 10 and validity["openface"]["n_photos"] == 4
     assert "MediaPipe AU proxies, not OpenFace AUs" in (tmp_path / "rep" / "annotator.md").read_text()
     assert (tmp_path / "prepared" / "judge_ids.txt").read_text().count("\n") >= 4
+
+
+def test_one_validation_person_stops_before_any_detection(tmp_path):
+    from dftnet.data.photos import ingest_photos
+
+    cfg = PhotosConfig(images=str(tmp_path / "absent"), landmarker=str(tmp_path / "absent.task"), n_val=1)
+    with pytest.raises(DataError, match=r"^data\.photos\.n_val: 1 validation person cannot make pairs"):
+        ingest_photos(cfg, 32)

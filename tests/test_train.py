@@ -246,3 +246,11 @@ def test_training_with_a_curve_but_no_judge_stops_naming_the_file(tmp_path, monk
     with pytest.raises(DataError, match="judge.pt: the AU judge that draws the learning curve is missing"):
         stages._train_one(params, "dftnet", 0, tmp_path / "run", "cpu", 1, tmp_path / "judge.pt")
     assert not (tmp_path / "run" / trainer.CHECKPOINT).exists()
+
+
+def test_a_learning_curve_without_validation_pairs_stops_and_leaves_no_run_folder(tmp_path):
+    ds = dataset_with_pairs()
+    ds.val_ids, ds.val_pairs = None, None
+    with pytest.raises(DataError, match=r"no validation pairs .*data\.folder\.val_ids.*train\.curve_every: 0"):
+        trainer.train(tiny_run(epochs=1, curve_every=1, curve_pairs=4), ds, tmp_path / "run", judge=tiny_judge())
+    assert not (tmp_path / "run").exists()

@@ -66,14 +66,15 @@ def make_pairs(test_ids: list[str], test_aus: torch.Tensor, per_image: int, seed
 
 
 def ingest_folder(cfg: FolderConfig, image_size: int) -> FaceDataset:
-    """A :class:`FaceDataset` from a folder of face images, an AU table and two id lists.
+    """A :class:`FaceDataset` from a folder of face images, an AU table and two (or three) id lists.
 
     * ids are image stems; the id lists may carry extensions (GANimation's ``train_ids.csv``
       lists ``N_0000000356_00190.jpg``), the AU table may lack them. Only the images listed in
       a split are loaded, train first, in list order.
     * images: upright per EXIF, converted to RGB (greyscale, palette, CMYK by PIL; alpha per
       :data:`ALPHA_RULE`), then resized by :data:`RESIZE_RULE` to ``image_size``.
-    * pairs: ``cfg.pairs_per_test_image`` per test image, see :func:`make_pairs`.
+    * pairs: ``cfg.pairs_per_test_image`` per test image, see :func:`make_pairs`; as many per
+      validation image where ``cfg.val_ids`` lists them (the learning curve reads those).
     * meta records the source paths as given, the AU table format detected, the rules and
       Pillow's version (resampling results may differ between Pillow versions).
     """
@@ -87,13 +88,23 @@ def ingest_folder(cfg: FolderConfig, image_size: int) -> FaceDataset:
         check_known(entries, path, files, f"image in {images_dir}")
         check_known(entries, path, table, f"AU row in {aus_path}")
     check_splits(train, test, test_path, train_path)
-    ids = [i for i, _ in train + test]
+    val: list[tuple[str, int]] = []
+    if cfg.val_ids:
+        val_path = Path(cfg.val_ids)
+        val = read_id_list(val_path, normalise=True)
+        check_known(val, val_path, files, f"image in {images_dir}")
+        check_known(val, val_path, table, f"AU row in {aus_path}")
+        check_splits(train + test, val, val_path, "the train or test ids")
+    ids = [i for i, _ in train + test + val]
     aus = torch.from_numpy(np.stack([table[i].aus for i in ids]))
-    test_ids = [i for i, _ in test]
-    pairs = make_pairs(test_ids, aus[len(train):], cfg.pairs_per_test_image, cfg.seed)
+    test_ids, val_ids = [i for i, _ in test], [i for i, _ in val]
+    pairs = make_pairs(test_ids, aus[len(train):len(train) + len(test)], cfg.pairs_per_test_image, cfg.seed)
+    val_pairs = (make_pairs(val_ids, aus[len(train) + len(test):], cfg.pairs_per_test_image, cfg.seed + 1)
+                 if val_ids else None)
     # paths as given (relative in params.yaml), so the same inputs give the same meta.json anywhere
     meta = {"source": "folder", "images": cfg.images, "aus": cfg.aus, "aus_format": fmt,
-            "train_ids_file": cfg.train_ids, "test_ids_file": cfg.test_ids, "image_size": image_size, "resize": RESIZE_RULE, "alpha": ALPHA_RULE, "pillow": PIL.__version__,
+            "train_ids_file": cfg.train_ids, "test_ids_file": cfg.test_ids, "val_ids_file": cfg.val_ids, "image_size": image_size, "resize": RESIZE_RULE, "alpha": ALPHA_RULE, "pillow": PIL.__version__,
             "pairs_per_test_image": cfg.pairs_per_test_image, "seed": cfg.seed}
     return FaceDataset(ids=ids, images=_load_images([files[i] for i in ids], image_size), aus=aus,
-                       train_ids=[i for i, _ in train], test_ids=test_ids, identities=None, pairs=pairs, meta=meta)
+                       train_ids=[i for i, _ in train], test_ids=test_ids, identities=None, pairs=pairs, meta=meta,
+                       val_ids=val_ids or None, val_pairs=val_pairs)

@@ -155,6 +155,9 @@ def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
 
     import mediapipe
 
+    if cfg.n_val == 1:  # checked before the detection pass: pairs need a target of another person
+        raise DataError("data.photos.n_val: 1 validation person cannot make pairs (targets come from other people); "
+                        "use 0 or 2 or more")
     check_bundle(cfg.landmarker)
     files, skipped = _photo_files(Path(cfg.images))
     labels = read_labels(Path(cfg.labels)) if cfg.labels else {}
