@@ -19,7 +19,8 @@ import torch.nn as nn
 from dftnet import losses
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.blocks import E, GeneratorOutput, UpPath, check_downsampling, init_weights
+from dftnet.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
+                           stretch_gate)
 
 
 def mask_loss(A: torch.Tensor) -> torch.Tensor:
@@ -46,13 +47,16 @@ class GANimationGenerator(nn.Module):
         self.decoder = UpPath(cfg.base_channels, cfg.n_down, skip=False)
         self.to_C = nn.Sequential(nn.Conv2d(cfg.base_channels, 3, 7, 1, 3, bias=False), nn.Tanh())
         self.to_A = nn.Sequential(nn.Conv2d(cfg.base_channels, 1, 7, 1, 3, bias=False), nn.Sigmoid())
+        self.stretch = cfg.attention_stretch
         self.apply(init_weights)
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
         h, _ = self.encoder(x_s, aus)
         y = self.decoder(h, [])
-        C, A = self.to_C(y), self.to_A(y)
-        return GeneratorOutput(image=A * x_s + (1 - A) * C, attention=A, parts={"C": C})
+        C, sigmoid = self.to_C(y), self.to_A(y)
+        A = stretch_gate(sigmoid, self.stretch)
+        parts = {"C": C} if self.stretch == 0 else {"C": C, "A_sigmoid": sigmoid}
+        return GeneratorOutput(image=A * x_s + (1 - A) * C, attention=A, parts=parts)
 
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:
         """Unweighted mask regularisers of the official code, only those in ``active``:
@@ -60,8 +64,9 @@ class GANimationGenerator(nn.Module):
         summed absolute differences of :func:`dftnet.losses.total_variation`
         (``lambda_mask_smooth``). There is no flow, so ``tv`` is not returned."""
         terms = {}
+        A = attention_for_regularisers(out)
         if "att" in active:
-            terms["att"] = mask_loss(out.attention)
+            terms["att"] = mask_loss(A)
         if "att_tv" in active:
-            terms["att_tv"] = losses.total_variation(out.attention)
+            terms["att_tv"] = losses.total_variation(A)
         return terms

@@ -35,6 +35,24 @@ class GeneratorOutput:
 
 
 # ------------------------------------------------------------------ building blocks
+def stretch_gate(sigmoid: torch.Tensor, stretch: float) -> torch.Tensor:
+    """A remedy, not in either paper (``model.attention_stretch``): the attention's sigmoid
+    stretched by ``stretch`` beyond [0, 1] and clipped, ``clamp((1 + 2 s) * sigmoid - s, 0, 1)``
+    (the stretch of Louizos et al.'s hard concrete, without its noise), so the gate reaches
+    exactly 0 and 1 where a sigmoid only approaches them: the composite can then pass a pixel
+    through untouched. ``stretch`` 0 returns ``sigmoid`` itself.
+
+    The attention regularisers keep reading the sigmoid (``GeneratorOutput.parts["A_sigmoid"]``):
+    on the clipped gate their gradient would vanish wherever it saturates, and GANimation's
+    mask term, whose job is to keep the mask from saturating at 1, would stop working."""
+    return sigmoid if stretch == 0 else ((1 + 2 * stretch) * sigmoid - stretch).clamp(0.0, 1.0)
+
+
+def attention_for_regularisers(out: "GeneratorOutput") -> torch.Tensor:
+    """The attention the regularisers see: the sigmoid before :func:`stretch_gate`, else ``A``."""
+    return out.parts.get("A_sigmoid", out.attention)
+
+
 def init_weights(module: nn.Module) -> None:
     """GANimation's init (``networks/networks.py``): conv weights N(0, 0.02), biases 0.
 

@@ -99,6 +99,12 @@ class ModelConfig:
     skip: bool = _f(True, "DFT-Net: skip connections from E into T")
     texture_upsample: str = _f("transpose", "DFT-Net: T's upsampling, 4x4 stride-2 transposed convs (GANimation's) "
                                "or nearest x2 resize + 3x3 conv", choices=("transpose", "resize"))
+    flow_deadzone: float = _f(0.0, "DFT-Net remedy (not in the paper): flow vectors shorter than this many pixels "
+                              "become exactly 0 (soft threshold, gradient straight through), so untouched pixels are "
+                              "copied, not resampled; 0 = the paper's warp", min=0.0)
+    attention_stretch: float = _f(0.0, "remedy (not in either paper): the attention sigmoid stretched by this much "
+                                  "beyond [0, 1] and clipped, so A reaches exactly 0 and 1 and the composite can pass "
+                                  "a pixel through untouched; 0 = the plain sigmoid", min=0.0, max=1.0)
     critic_channels: int = _f(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
     critic_layers: int = _f(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
 
@@ -113,6 +119,8 @@ class LambdaConfig:
     tv: float = _f(1e-4, "total variation of the flow Phi, Eq. (9)", min=0.0)
     att: float = _f(1.0, "attention term, Eq. (10) (GANimation: mean of its mask)", min=0.0)
     att_tv: float = _f(0.0, "total variation of the attention mask (GANimation's mask smoothness)", min=0.0)
+    flow: float = _f(0.0, "remedy (not in the paper): mean length of the flow Phi in pixels, so that what should "
+                     "not move does not (Eq. (9) penalises only the flow's gradients); 0 = the paper's", min=0.0)
 
 
 @dataclass(frozen=True)

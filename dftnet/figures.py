@@ -32,7 +32,7 @@ NAMES = {"dftnet": "DFT-Net", "ganimation": "GANimation"}
 AU45 = AU_INDEX["AU45"]
 EYES_OPEN_BELOW = 1.0  # AU45 intensity (0-5) under which a source counts as eyes open
 EYES_CLOSED_ABOVE = 2.5  # ... and above which as eyes closed
-LOSS_COLUMNS = ("d_adv", "d_gp", "d_cond", "g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv")
+LOSS_COLUMNS = ("d_adv", "d_gp", "d_cond", "g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
 Cell = np.ndarray | None  # H x W x 3 uint8 (colour) or H x W float in [0, 1] (a mask); None: blank
 
 

@@ -81,6 +81,16 @@ def flow_smoothness(Phi: torch.Tensor) -> torch.Tensor:
     return (dx + dy).mean()
 
 
+def flow_magnitude(Phi: torch.Tensor) -> torch.Tensor:
+    """A remedy, not in the paper (``lambdas.flow``): the mean length of the flow vectors,
+    ``mean_{b,y,x} ||Phi[b, :, y, x]||_2``, on ``Phi`` in pixels. Eq. (9) penalises only the
+    flow's gradients, so a small smooth offset costs nothing there, and bilinear resampling by
+    it blurs every pixel it touches; this L1-type (sparsity) term pulls what should not move to
+    zero. ``eps`` inside the root keeps the gradient finite at exactly zero flow."""
+    x = Phi.float()
+    return torch.sqrt(x.pow(2).sum(1) + 1e-12).mean()
+
+
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     """GANimation's mask smoothness (``_compute_loss_smooth`` in ``models/ganimation.py``):
     ``sum |x[..., :, 1:] - x[..., :, :-1]| + sum |x[..., 1:, :] - x[..., :-1, :]|`` over batch,

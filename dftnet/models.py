@@ -49,7 +49,8 @@ import torch.nn as nn
 import torch.nn.functional as nnf
 
 from dftnet import losses
-from dftnet.blocks import E, GeneratorOutput, UpPath, check_downsampling, init_weights
+from dftnet.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
+                           stretch_gate)
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 
@@ -132,6 +133,23 @@ def flow_in_pixels(Phi: torch.Tensor) -> torch.Tensor:
     return Phi * torch.tensor([w / 2, h / 2], dtype=Phi.dtype, device=Phi.device).view(1, 2, 1, 1)
 
 
+def shrink_flow(Phi: torch.Tensor, deadzone_px: float) -> torch.Tensor:
+    """A remedy, not in the paper (``model.flow_deadzone``): the soft threshold of each flow
+    vector's length in pixels, ``Phi * max(0, 1 - deadzone / |Phi|)``. Vectors shorter than the
+    dead zone become exactly 0, where ``f`` is the exact identity (the pixel is copied, not
+    resampled); longer ones shorten by it. Eq. (9) penalises the flow's *gradients*, so a small
+    uniform offset costs nothing there and bilinear resampling by it blurs the whole face.
+
+    Forward value only: the gradient passes straight through as if there were no threshold,
+    so a flow that starts at 0 (F's zero-initialised head) can still learn to grow past it.
+    """
+    if deadzone_px == 0:
+        return Phi
+    length = flow_in_pixels(Phi.detach().float()).norm(dim=1, keepdim=True)
+    factor = (1 - deadzone_px / length.clamp_min(1e-12)).clamp_min(0).to(Phi.dtype)
+    return Phi + (Phi.detach() * factor - Phi.detach())
+
+
 def compose(A: torch.Tensor, B: torch.Tensor, X_a: torch.Tensor) -> torch.Tensor:
     """Eq. (5): ``(1 - A) * B + A * X_a``; A weights the warped source."""
     return (1 - A) * B + A * X_a
@@ -153,30 +171,39 @@ class DFTNet(nn.Module):
         check_downsampling(image_size, cfg.n_down, "model.n_down")
         self.E = E(3 + N_AUS, cfg.base_channels, cfg.n_down, cfg.n_res_blocks)
         self.F = F(cfg.base_channels, cfg.n_down, attention=cfg.texture)
+        self.stretch = cfg.attention_stretch
+        self.flow_deadzone = cfg.flow_deadzone
         self.T = T(cfg.base_channels, cfg.n_down, cfg.skip, cfg.texture_upsample) if cfg.texture else None
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
         h, skips = self.E(x_s, aus)
         Phi, A = self.F(h)
+        Phi = shrink_flow(Phi, self.flow_deadzone)
         X_a = f(Phi, x_s)
         if self.T is None:  # warp_only: the warped source is the edit
             return GeneratorOutput(image=X_a, attention=torch.ones_like(X_a[:, :1]), parts={"X_a": X_a, "Phi": Phi})
         B = self.T(h, skips)
-        return GeneratorOutput(image=compose(A, B, X_a), attention=A, parts={"X_a": X_a, "B": B, "Phi": Phi})
+        parts = {"X_a": X_a, "B": B, "Phi": Phi}
+        if self.stretch:
+            parts["A_sigmoid"], A = A, stretch_gate(A, self.stretch)
+        return GeneratorOutput(image=compose(A, B, X_a), attention=A, parts=parts)
 
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:
         """Unweighted generator regularisers named as in LambdaConfig, only those in ``active``:
         ``tv`` (Eq. (9), squared-difference smoothness of Phi in pixels), ``att`` (Eq. (10),
-        mean(1 - A)), ``att_tv`` (TV of A). warp_only has no attention, so it returns neither
-        attention term."""
+        mean(1 - A)), ``att_tv`` (TV of A), ``flow`` (a remedy: the mean flow length in pixels).
+        warp_only has no attention, so it returns neither attention term."""
         terms = {}
         if "tv" in active:
             terms["tv"] = losses.flow_smoothness(flow_in_pixels(out.parts["Phi"]))
+        if "flow" in active:
+            terms["flow"] = losses.flow_magnitude(flow_in_pixels(out.parts["Phi"]))
         if self.T is not None:
+            A = attention_for_regularisers(out)
             if "att" in active:
-                terms["att"] = losses.attention_loss(out.attention)
+                terms["att"] = losses.attention_loss(A)
             if "att_tv" in active:
-                terms["att_tv"] = losses.total_variation(out.attention)
+                terms["att_tv"] = losses.total_variation(A)
         return terms
 
 

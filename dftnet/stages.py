@@ -162,10 +162,14 @@ def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
 
     The threads of a job are part of its result (:mod:`dftnet.numerics`), so they are a param
     and never grow to fill idle cores; only the number of jobs in flight depends on the machine.
-    Small convolutions scale poorly over threads and oversubscribed cores thrash (a step
-    10-20x slower), hence one thread per run and one run per core by default.
+    Small convolutions scale poorly over threads and cores oversubscribed by multi-threaded
+    jobs thrash (a step 10-20x slower), hence one thread per run by default. Single-thread
+    jobs only share a core's time, so up to two per core run at once: 3 seeds on 2 cores
+    finish in 1.5 run-times instead of 2 (measured here: 3 x 23 vs 2 x 36 images/s, 4% lost).
     """
-    return max(1, min(n_jobs, cores // max(1, threads_per_job)))
+    if threads_per_job <= 1:
+        return max(1, min(n_jobs, 2 * cores))
+    return max(1, min(n_jobs, cores // threads_per_job))
 
 
 def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None,

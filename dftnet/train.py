@@ -42,7 +42,7 @@ from dftnet.numerics import pick_device
 LOG = "log.csv"
 # Stable names of the logged (unweighted) terms; a term whose lambda is 0 stays empty.
 D_TERMS = ("d_adv", "d_gp", "d_cond")
-G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv")
+G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
 LOG_COLUMNS = ("step", "epoch", "lr", "images_per_s") + D_TERMS + G_TERMS
 
 
@@ -132,7 +132,7 @@ def weighted_total(terms: dict[str, torch.Tensor], lam: LambdaConfig, batch_size
     """The one place the lambdas are applied. ``cond`` is divided by the batch size, as
     GANimation's official code does (see baselines/PORTING.md)."""
     weight = {"adv": lam.adv, "gp": lam.gp, "cond": lam.cond / batch_size, "cyc": lam.cyc,
-              "tv": lam.tv, "att": lam.att, "att_tv": lam.att_tv}
+              "tv": lam.tv, "att": lam.att, "att_tv": lam.att_tv, "flow": lam.flow}
     return sum(weight[name.split("_", 1)[1]] * value for name, value in terms.items())
 
 
@@ -168,7 +168,7 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
     only where the generator family says so (``regularise_cycle_pass``: GANimation's official
     code does, DFT-Net's paper does not).
     """
-    active = {name for name in ("tv", "att", "att_tv") if getattr(lam, name)}
+    active = {name for name in ("tv", "att", "att_tv", "flow") if getattr(lam, name)}
     out = state.G(x, y_t)
     d_fake, c_fake = state.D(out.image)
     terms = {"g_adv": losses.generator_wgan_loss(d_fake)}

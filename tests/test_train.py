@@ -217,14 +217,14 @@ def test_critic_has_its_own_learning_rate():
     assert state.opt_D.param_groups[0]["lr"] == pytest.approx(4e-4)
 
 
-def test_thread_plan_runs_one_job_per_free_core_and_never_changes_a_jobs_threads():
+def test_thread_plan_shares_cores_between_single_thread_jobs_and_never_changes_a_jobs_threads():
     from dftnet.stages import thread_plan
 
     assert thread_plan(2, 2) == 2
-    assert thread_plan(3, 2) == 2  # the third seed waits; it does not take the idle core as a second thread
+    assert thread_plan(3, 2) == 3  # one-thread jobs share the cores' time; none gets a second thread
     assert thread_plan(1, 2) == 1
-    assert thread_plan(5, 4) == 4
-    assert thread_plan(3, 1) == 1
+    assert thread_plan(9, 4) == 8  # at most two per core
+    assert thread_plan(3, 1) == 2
     assert thread_plan(3, 4, threads_per_job=2) == 2
     assert thread_plan(3, 1, threads_per_job=2) == 1  # fewer cores than a job's threads: still one job
 

@@ -47,7 +47,7 @@ from dftnet.eval.identity import compute_identity, other_person_index
 from dftnet.eval.judge import judge_predict
 from dftnet.eval.lpips_metric import compute_lpips
 from dftnet.eval.paired import compute_paired
-from dftnet.eval.response import mask_l1, masks, nanmean, progress
+from dftnet.eval.response import mask_l1, masks, nanmean, progress, unchanged_parts
 from dftnet.eval.identity import SAME_PERSON_THRESHOLD
 from dftnet.eval.schema import EYELID_AU, METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_ci
@@ -262,12 +262,15 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     paired_source = compute_paired(sources, pairs.gt, regions) if pairs.gt is not None else None
     if paired_source is not None:
         paired["source_floor"] = paired_source["mean"]
-    masked = None
+    masked, parts_reason = None, "no ground truth: the unchanged region needs one (synthetic data only)"
     if pairs.gt is not None and neutral is not None:
         raise_mask, unchanged = masks(pairs.gt, sources, neutral)
         masked = {f"l1_{name}{suffix}": mask_l1(images, pairs.gt, mask)
                   for name, mask in (("raise", raise_mask), ("unchanged", unchanged))
                   for suffix, images in (("", edits), ("_source", sources), ("_neutral", neutral))}
+        parts, parts_reason = unchanged_parts(gen, sources, pairs.target_aus, pairs.gt, unchanged, edits,
+                                              cfg.batch_size, device)
+        masked.update(parts)
         paired["masks"] = {"raise_share": float(raise_mask.float().mean()), "unchanged_share": float(unchanged.float().mean())}
     per_pair = _per_pair(au, mp, lp, ident, paired, paired_source, masked)
     summary = _summary(au, fid, ident, per_pair)
@@ -276,7 +279,7 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     unavailable = {k: v for k, v in {"au": au["reason"], "au_critic": au["critic_reason"], "annotator": mp["reason"],
                                      "fid": fid["reason"],
                                      "lpips": lp["reason"], "identity": ident.get("reason"),
-                                     "paired": paired["reason"]}.items() if v}
+                                     "paired": paired["reason"], "parts": parts_reason}.items() if v}
     protocol = {
         "n_pairs": len(pairs), "n_sources": len(set(pairs.source_ids)), "n_test_images": len(ds.test_ids),
         "image_size": ds.image_size, "seed": cfg.seed, "bootstrap_resamples": cfg.bootstrap,

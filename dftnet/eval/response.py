@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dftnet.data.aus import AU_NAMES
-from dftnet.eval.schema import ASKED_STEP, MASK_TOL
+from dftnet.eval.schema import ASKED_STEP, HALO_PX, MASK_TOL
 
 
 def _nanmean(x: torch.Tensor, mask: torch.Tensor, dim) -> torch.Tensor:
@@ -63,6 +63,14 @@ def masks(gt: torch.Tensor, source: torch.Tensor, neutral: torch.Tensor) -> tupl
     return (d_src > MASK_TOL) & (d_neu > MASK_TOL), d_src <= MASK_TOL
 
 
+def far_region(unchanged: torch.Tensor, px: int) -> torch.Tensor:
+    """The part of the unchanged region (bool P x H x W) more than ``px`` pixels (Chebyshev) from
+    any pixel the true edit changes: an error there is not an edit spilling past its boundary."""
+    changed = (~unchanged).float().unsqueeze(1)
+    near = torch.nn.functional.max_pool2d(changed, 2 * px + 1, stride=1, padding=px)[:, 0] > 0
+    return unchanged & ~near
+
+
 def mask_l1(images: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> list[float]:
     """Per pair: mean |image - gt| over the mask's pixels (all channels); NaN where the mask is empty."""
     err = (_unit(images) - _unit(gt)).abs().mean(1)
@@ -74,3 +82,45 @@ def nanmean(values) -> float | None:
     x = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
     x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else None
+
+
+@torch.inference_mode()
+def unchanged_parts(gen, sources: torch.Tensor, target_aus: torch.Tensor, gt: torch.Tensor, unchanged: torch.Tensor,
+                    edits: torch.Tensor, batch_size: int, device) -> tuple[dict, str | None]:
+    """Where the unchanged region's error comes from, per pair (``unchanged``: bool P x H x W).
+
+    - ``l1_unchanged_far`` (and ``_source``): L1 to the ground truth on the part of the region more
+      than :data:`~dftnet.eval.schema.HALO_PX` pixels from anything the true edit changes
+      (:func:`far_region`): artifacts, not an edit spilling past its boundary.
+    - ``copied_unchanged``: share of its pixels the edit copies exactly from the source (uint8).
+    - ``synth_unchanged``: mean weight of the synthesised image there, ``1 - A`` (DFT-Net's
+      texture ``B``, GANimation's colour ``C``).
+    - ``flow_unchanged``: mean length of the flow ``Phi`` there, in pixels (DFT-Net only).
+    - ``l1_unchanged_warp``: L1 to the ground truth there of the warped source ``X_a`` alone,
+      quantised like an edit (DFT-Net only): the warp's share of the error.
+
+    Returns ``(per-pair lists, why the DFT-Net parts are missing or None)``.
+    """
+    from dftnet.blocks import eval_mode
+    from dftnet.imageops import aus_to_model, to_model, to_uint8
+    from dftnet.models import flow_in_pixels
+
+    weight, flow, warp = [], [], []
+    with eval_mode(gen):
+        for s in range(0, len(sources), batch_size):
+            out = gen(to_model(sources[s:s + batch_size].to(device)), aus_to_model(target_aus[s:s + batch_size]).to(device))
+            weight.append((1 - out.attention.float()).cpu()[:, 0])
+            if "Phi" in out.parts:
+                flow.append(flow_in_pixels(out.parts["Phi"].float()).norm(dim=1).cpu())
+                warp.append(to_uint8(out.parts["X_a"]).cpu())
+    mask = unchanged.cpu()
+    same = (edits == sources).all(1).float()
+    far = far_region(mask, HALO_PX)
+    pp = {"l1_unchanged_far": mask_l1(edits, gt, far), "l1_unchanged_far_source": mask_l1(sources, gt, far),
+          "copied_unchanged": _nanmean(same, mask, (1, 2)).tolist(),
+          "synth_unchanged": _nanmean(torch.cat(weight), mask, (1, 2)).tolist()}
+    if not flow:
+        return pp, "the generator has no flow or warp (GANimation: A * X_s + (1 - A) * C)"
+    pp["flow_unchanged"] = _nanmean(torch.cat(flow), mask, (1, 2)).tolist()
+    pp["l1_unchanged_warp"] = mask_l1(torch.cat(warp), gt, mask)
+    return pp, None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 LOWER, HIGHER, CONTEXT = "lower", "higher", "context"  # which way is better; context: not a score
 
 EYELID_AU = "AU45"  # blink: the paper's Fig. 3 case
+HALO_PX = 3  # px at the run's size: the unchanged region "far from the edit" starts this far from any changed pixel
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,18 @@ _l1_raise = Metric("l1_raise", "L1 to GT, raise mask", LOWER, "[0,1] intensity",
                    "l1_raise_source", "l1_raise_neutral")
 _l1_unch = Metric("l1_unchanged", "L1 to GT, unchanged region", LOWER, "[0,1] intensity", "{:.5f}", _GT, True, "paired",
                   "l1_unchanged_source", "l1_unchanged_neutral")
+# Where the unchanged region's error comes from (dftnet.eval.response.unchanged_parts).
+_PARTS = "Unchanged region, by part"
+_far = Metric("l1_unchanged_far", f"L1 to GT, unchanged region beyond {HALO_PX} px of the edit", LOWER,
+              "[0,1] intensity", "{:.5f}", _PARTS, True, "paired", "l1_unchanged_far_source")
+_parts = [_far, _floor(_far, "L1 unchanged region far from the edit, unedited source"),
+          Metric("copied_unchanged", "copied exactly, unchanged region", HIGHER, "share of pixels", "{:.3f}", _PARTS, True,
+                 "paired"),
+          Metric("synth_unchanged", "synthesis weight 1-A, unchanged region", CONTEXT, "[0,1]", "{:.4f}", _PARTS, True,
+                 "paired"),
+          Metric("flow_unchanged", "flow length, unchanged region", CONTEXT, "px", "{:.3f}", _PARTS, True, "parts"),
+          Metric("l1_unchanged_warp", "L1 to GT of X_a alone, unchanged region", CONTEXT, "[0,1] intensity", "{:.5f}",
+                 _PARTS, True, "parts")]
 _gt = [Metric("l1_gt", "L1 to GT", LOWER, "[0,1] intensity", "{:.4f}", _GT, True, "paired", "l1_gt_source"),
        Metric("psnr_gt", "PSNR to GT", HIGHER, "dB", "{:.2f}", _GT, True, "paired", "psnr_gt_source"),
        Metric("ssim_gt", "SSIM to GT", HIGHER, "", "{:.4f}", _GT, True, "paired", "ssim_gt_source")]
@@ -123,6 +136,7 @@ RUN_METRICS: tuple[Metric, ...] = (
     *[x for m in _gt for x in (m, _floor(m, f"{m.label.split(' to ')[0]}, unedited source"))],
     *_refs(_l1_raise, "L1 raise mask"),
     *_refs(_l1_unch, "L1 unchanged region"),
+    *_parts,
     *[x for m in _box for x in (m, _floor(m, f"{m.label}, source"))],
 )
 METRICS = {m.key: m for m in RUN_METRICS}
