@@ -1,6 +1,6 @@
 # Two entry points, each doing all the set-up on a fresh machine:
 #   make repro   -> virtual environment + `dvc repro` (the embedded synthetic default)
-#   make test    -> virtual environment + the test suite
+#   make test    -> virtual environment + the test suite (make test-fast: without the slow tests)
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
@@ -9,7 +9,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test bench real clean-runs
+.PHONY: repro test test-fast bench real
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,12 +20,16 @@ $(STAMP): pyproject.toml Makefile
 repro: $(STAMP)
 	dvc repro
 
-# The whole benchmark on the real faces of ../shared (README, "Real faces"): reports/real/
+# The whole benchmark on the real faces of ../shared (docs/real-faces.md): reports/real/
 real: $(STAMP)
 	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+
+# The inner loop: every test but those marked slow (the toy DVC pipelines, the real-photo bench).
+test-fast: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py

@@ -7,7 +7,7 @@ centred), person and pair effects shared by every seed (all seeds edit the same 
 seed-by-pair noise. Printed: how often each interval contains the truth, for the interval the
 claims use (:func:`dftnet.eval.stats.crossed_t_interval`) and for the crossed percentile
 bootstrap (:func:`dftnet.eval.stats.crossed_bootstrap`: seeds and people resampled, the pairs
-shared by the drawn seeds). The README's "Reading the claims" quotes this table.
+shared by the drawn seeds). docs/verdicts.md quotes this table.
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ def cmd_table(args) -> None:
         "`python benchmarks/learning_study.py table` from `study/results/*.json`; every row is a run",
         f"seen on this machine ({os.cpu_count()} CPU cores, no GPU, one thread per run, two runs side by side;",
         "the `default` rows are the default `dvc repro`'s own runs, imported with `import-default`).",
-        "What the rows mean for the default recipe: README, \"The default recipe\".",
+        "What the rows mean for the default recipe: docs/recipe.md.",
         "",
         "Columns (means over seeds; per-seed values in brackets):",
         "",
