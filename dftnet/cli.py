@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,7 +27,21 @@ def guarded(fn: Callable[[], object]) -> int:
     A BenchError (bad params, bad input, a diverged run) and a failed file operation (OSError:
     disk full, permission, a path under a file) exit 2; Ctrl-C exits 130; anything else is a bug
     of this suite, reported in one line with its type (exit 1; ``DFTNET_TRACEBACK=1`` shows it whole).
+
+    Warnings that libraries emit meanwhile (e.g. Pillow's on a huge image) are held back: when
+    the command stops with an error, that one line says what went wrong and they are dropped;
+    when it succeeds, each is printed as one ``warning:`` line, without the library's source path.
     """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        code = _guarded(fn)
+    if code == 0:
+        for w in caught:
+            print(f"warning: {w.category.__name__}: {first_line(w.message, 200)}", file=sys.stderr)
+    return code
+
+
+def _guarded(fn: Callable[[], object]) -> int:
     try:
         fn()
     except BenchError as err:
@@ -81,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--annotator-report", default="reports/annotator.md", help="the annotator's validity (photos)")
     ed = sub.add_parser("edit", help="edit your own photos with a trained run (pasted back into the photo)")
     ed.add_argument("photos", nargs="+", help="photo files or folders of photos")
-    ed.add_argument("--run", required=True, help="a trained run folder, runs/<variant>/seed<k>")
+    ed.add_argument("--run", default=None, help="a trained run folder, runs/<variant>/seed<k>, or an exported "
+                    "generator (default: the shipped real-face DFT-Net, models/real-faces)")
     goal = ed.add_mutually_exclusive_group(required=True)
     goal.add_argument("--aus", help="target AUs, e.g. AU12=3,AU06=2 (0-5; unnamed AUs keep the source's reading)")
     goal.add_argument("--expression", help="happiness, sadness, surprise, fear, anger, disgust or contempt")
@@ -92,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     ed.add_argument("--crop", action="store_true", help="write the aligned crops instead of pasting back")
     ed.add_argument("--face", default=None, help="with several faces: largest, or N (1 = leftmost)")
     ed.add_argument("--out", default="edits", help="output folder (default: edits)")
+    ed.add_argument("--paste", default="change", choices=("change", "plain"),
+                    help="change: add only the generator's change to the photo (default); plain: its rendering")
+    ed.add_argument("--colour", default="auto", choices=("auto", "luminance", "rgb"),
+                    help="luminance: a grey-trained model edits the luminance, chroma kept; auto: when the run's "
+                    "training data are grey (default)")
     ed.add_argument("--device", default=None, help="cuda / cpu (default: cuda where present)")
     ed.add_argument("--batch-size", type=int, default=16)
     ed.add_argument("--data", default=None, help="prepared photos dataset whose AU calibration reads the sources "
@@ -111,7 +132,7 @@ def _edit(stages, params, args) -> None:
     written = stages.edit(params, args.photos, args.run, args.out, aus=args.aus, expression=args.expression,
                           like=args.like, strength=args.strength, steps=args.steps, gif=args.gif, crop=args.crop,
                           face=args.face, batch_size=args.batch_size, device=args.device, data_root=args.data,
-                          judge_path=args.judge, landmarker=args.landmarker)
+                          judge_path=args.judge, landmarker=args.landmarker, paste=args.paste, colour=args.colour)
     print(f"edit: {len(written)} files in {args.out}", file=sys.stderr)
 
 

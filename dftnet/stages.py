@@ -181,8 +181,12 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     """
+    from dftnet.generators import build_critic, build_generator
     from dftnet.numerics import pick_device
 
+    run = resolve_variant(params, variant, params.seeds[0])
+    build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
+    build_critic(run.model, run.image_size)
     judge_path = Path(judge_path) if judge_path is not None else None
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
     dev = pick_device(device)
@@ -437,35 +441,42 @@ def au_reader(params: Params, data_root: str | Path | None, judge_path: str | Pa
     return None, None
 
 
-def edit(params: Params, photos: list[str], run_dir: str | Path, out_dir: str | Path, aus: str | None = None,
+def edit(params: Params, photos: list[str], run_dir: str | Path | None, out_dir: str | Path, aus: str | None = None,
          expression: str | None = None, like: str | None = None, strength: float = 3.0, steps: int = 1,
          gif: bool = False, crop: bool = False, face: str | None = None, batch_size: int = 16,
          device: str | None = None, data_root: str | Path | None = None,
-         judge_path: str | Path | None = "judge/judge.pt", landmarker: str | None = None) -> list[Path]:
+         judge_path: str | Path | None = "judge/judge.pt", landmarker: str | None = None, paste: str = "change",
+         colour: str = "auto") -> list[Path]:
     """``dftnet edit``: a trained run's generator on your own photos (:mod:`dftnet.edit`). The target
-    is one of ``aus`` (``"AU12=3,AU06=2"``), ``expression`` (at ``strength``) or ``like`` (a photo)."""
-    from dftnet.checkpoints import load_trained, require_finished
+    is one of ``aus`` (``"AU12=3,AU06=2"``), ``expression`` (at ``strength``) or ``like`` (a photo).
+    ``run_dir`` None: the shipped real-face generator (``dftnet.edit.SHIPPED``), whose folder also
+    holds the AU proxies' calibration. ``paste``: change | plain; ``colour``: auto | luminance | rgb."""
     from dftnet.data.faces import Landmarker
-    from dftnet.edit import Target, edit_photos, parse_aus, photo_paths
+    from dftnet.edit import PASTES, SHIPPED, Target, edit_photos, load_generator, parse_aus, photo_paths, resolve_colour
     from dftnet.numerics import pick_device
 
     if steps < 1 or batch_size < 1:
         raise DataError("edit: --steps and --batch-size must be at least 1")
+    if paste not in PASTES:
+        raise DataError(f"--paste: {paste!r} is not one of {', '.join(PASTES)}")
     target = Target(aus=parse_aus(aus) if aus is not None else None, expression=expression, strength=strength,
                     like=Path(like) if like else None)
+    run_dir = Path(run_dir) if run_dir is not None else SHIPPED
+    if data_root is None and (run_dir / "meta.json").is_file():  # an exported generator carries its calibration
+        data_root = run_dir
+    colour = resolve_colour(colour, data_root or params.data.root)
     dev = pick_device(device)
     paths = photo_paths(photos)
-    require_finished(run_dir)
-    G, _, run = load_trained(run_dir, dev)
+    G, run = load_generator(run_dir, dev)
     bundle = landmarker or params.data.photos.landmarker
     if not bundle:
         raise DataError("edit: no Face Landmarker bundle; set data.photos.landmarker or pass --landmarker")
-    reader, close = au_reader(params, data_root, judge_path, run.image_size, dev) if target.needs_reading or steps > 1 \
-        else (None, None)
+    needs = target.needs_reading or steps > 1 or paste == "change"
+    reader, close = au_reader(params, data_root, judge_path, run.image_size, dev) if needs else (None, None)
     try:
         with Landmarker(bundle, max_faces=8) as lm:
             return edit_photos(paths, G, run.image_size, target, Path(out_dir), reader, lm, steps, gif, crop, face,
-                               batch_size, dev)
+                               batch_size, dev, paste=paste, colour=colour)
     finally:
         if close is not None:
             close()

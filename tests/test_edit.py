@@ -16,7 +16,7 @@ from conftest import shared_or_skip
 from dftnet import train as trainer
 from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.faces import LM, N_LANDMARKS, Face, paste_back
-from dftnet.edit import EXPRESSIONS, Target, edit_photos, frame_weights, parse_aus
+from dftnet.edit import EXPRESSIONS, Target, edit_photos, find, frame_weights, parse_aus
 from dftnet.errors import DataError
 from test_reliability import cli, one_line
 from test_train import random_dataset, tiny_run
@@ -119,15 +119,22 @@ def test_the_first_frame_is_the_edit_at_the_sources_own_aus(tmp_path, toy_run, l
     own = np.linspace(0.5, 3.0, N_AUS).astype(np.float32)
     reader = lambda crops: np.tile(own, (len(crops), 1))  # noqa: E731 (a seam: any AU reader)
     edit_photos([face_photo], G, run.image_size, Target(expression="happiness"), tmp_path / "a", reader, landmarker,
-                steps=4, crop=True)
+                steps=4, crop=True, paste="plain")
     same = Target(aus={n: float(own[i]) for n, i in AU_INDEX.items()})
-    edit_photos([face_photo], G, run.image_size, same, tmp_path / "b", None, landmarker, crop=True)
+    edit_photos([face_photo], G, run.image_size, same, tmp_path / "b", None, landmarker, crop=True, paste="plain")
     strip = np.asarray(Image.open(tmp_path / "a" / f"{face_photo.stem}_crop_strip.png"))
     first = np.asarray(Image.open(tmp_path / "b" / f"{face_photo.stem}_crop_edit.png"))
     assert strip.shape == (SIZE, 4 * SIZE, 3)
     np.testing.assert_array_equal(strip[:, :SIZE], first)
     last = np.asarray(Image.open(tmp_path / "a" / f"{face_photo.stem}_crop_edit.png"))
     np.testing.assert_array_equal(strip[:, -SIZE:], last)
+    # the change paste: at the source's own AUs there is no change, so the first frame is the crop itself
+    edit_photos([face_photo], G, run.image_size, Target(expression="happiness"), tmp_path / "c", reader, landmarker,
+                steps=4, crop=True)
+    strip = np.asarray(Image.open(tmp_path / "c" / f"{face_photo.stem}_crop_strip.png"))
+    crop = find([face_photo], landmarker, run.image_size, None)[0].crop
+    np.testing.assert_array_equal(strip[:, :SIZE], crop)
+    assert (strip[:, -SIZE:] != crop).any()
 
 
 def test_a_pasted_edit_keeps_the_photo_size_and_writes_a_gif(tmp_path, toy_run, landmarker, face_photo):
@@ -156,14 +163,16 @@ def test_several_faces_need_a_choice_and_errors_write_nothing(tmp_path, toy_run,
     target = Target(aus={n: 1.0 for n in AU_INDEX})
     out = tmp_path / "out"
     with pytest.raises(DataError, match=r"two.png: 2 faces found; choose one with --face largest or --face N"):
-        edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker)
+        edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker, paste="plain")
     with pytest.raises(DataError, match=r"noise.png: no face found"):
-        edit_photos([face_photo, tmp_path / "noise.png"], G, SIZE, target, out, None, landmarker)
+        edit_photos([face_photo, tmp_path / "noise.png"], G, SIZE, target, out, None, landmarker, paste="plain")
     assert not out.exists()  # the good photo before the bad one was not written either
-    written = edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker, face="2")
+    with pytest.raises(DataError, match=r"no AU reader is available.*--paste plain"):
+        edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker, face="2")
+    written = edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker, face="2", paste="plain")
     assert [p.name for p in written] == ["two_edit.png"]
     with pytest.raises(DataError, match="--face: '3' is not 'largest' or a face number 1-2"):
-        edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker, face="3")
+        edit_photos([tmp_path / "two.png"], G, SIZE, target, out, None, landmarker, face="3", paste="plain")
 
 
 def test_edit_cli_errors_are_one_line(tmp_path, toy_run, face_photo):
@@ -183,3 +192,63 @@ def test_edit_cli_errors_are_one_line(tmp_path, toy_run, face_photo):
                                               "anger"))
     assert not (tmp_path / "edits").exists()
     shutil.rmtree(tmp_path / "edits", ignore_errors=True)
+
+
+def test_the_change_paste_adds_only_the_change_and_a_luminance_change_keeps_the_chroma():
+    from dftnet.edit import is_grey, luminance, paste_change
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(40, 200, (120, 100, 3), dtype=np.uint8)
+    face = _face((35, 50), (65, 50), (50, 85))
+    np.testing.assert_array_equal(paste_change(photo, np.zeros((32, 32, 3), np.float32), face), photo)
+    change = np.full((32, 32, 1), 10.0, np.float32)   # a luminance change
+    out = paste_change(photo, change, face)
+    moved = (out != photo).any(-1)
+    assert moved.any() and not moved[0, 0] and not moved[-1, -1]   # outside the feathered face: bit for bit
+    d = out.astype(int) - photo.astype(int)
+    np.testing.assert_array_equal(d[..., 0], d[..., 1])            # the same step on R, G and B: chroma kept
+    np.testing.assert_array_equal(d[..., 1], d[..., 2])
+    assert d.max() == 10 and d.min() == 0
+    grey = luminance(photo)
+    assert is_grey(grey[None]) and not is_grey(photo[None])
+    assert grey[0, 0, 0] == round(float(photo[0, 0] @ np.array([0.299, 0.587, 0.114])))
+
+
+def test_auto_colour_follows_the_training_data(tmp_path):
+    from dftnet.edit import resolve_colour
+
+    assert resolve_colour("auto", tmp_path / "nothing") == "rgb"     # no dataset to tell: colour as given
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "meta.json").write_text('{"format_version": 1}')
+    (root / "train_ids.txt").write_text("a\nb\n")
+    grey = np.full((8, 8, 3), 90, np.uint8)
+    Image.fromarray(grey).save(root / "images" / "a.png")
+    Image.fromarray(grey).save(root / "images" / "b.png")
+    assert resolve_colour("auto", root) == "luminance"
+    colour = grey.copy()
+    colour[0, 0] = (200, 10, 10)
+    Image.fromarray(colour).save(root / "images" / "b.png")
+    assert resolve_colour("auto", root) == "rgb"
+    (root / "meta.json").write_text('{"format_version": 1, "grey": true}')  # meta.json says so: believed
+    assert resolve_colour("auto", root) == "luminance" and resolve_colour("rgb", root) == "rgb"
+    with pytest.raises(DataError, match="--colour: 'sepia' is not one of auto, luminance, rgb"):
+        resolve_colour("sepia", root)
+
+
+def test_edit_right_after_install_uses_the_shipped_generator(tmp_path, face_photo, bundle):
+    from test_pipeline import toy_params
+
+    params = toy_params()
+    params["data"]["photos"]["landmarker"] = str(bundle)
+    out = cli(tmp_path, "edit", str(face_photo), "--expression", "happiness", "--strength", "4", "--out", "e",
+              params=params)
+    assert out.returncode == 0, out.stderr[-2000:]
+    photo = np.asarray(Image.open(face_photo).convert("RGB"))
+    edited = np.asarray(Image.open(tmp_path / "e" / f"{face_photo.stem}_edit.png"))
+    assert edited.shape == photo.shape and (edited != photo).any()
+    # a colour photo through the grey model (auto: luminance): the change is the same on R, G and B
+    d = edited.astype(int) - photo.astype(int)
+    changed = (d != 0).any(-1) & (edited < 255).all(-1) & (edited > 0).all(-1)  # not clipped
+    assert changed.sum() > 100 and (np.abs(d[changed][:, 0] - d[changed][:, 1]) <= 1).all()
+    assert (np.abs(d[changed][:, 1] - d[changed][:, 2]) <= 1).all()

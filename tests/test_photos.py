@@ -5,6 +5,8 @@ when it is absent; calibration, canonical round trips and the transform need not
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import json
 import shutil
@@ -176,10 +178,20 @@ def test_the_manifest_lists_a_non_face_and_a_corrupt_file_and_nothing_usable_sto
     save_dataset(ds, tmp_path / "prepared")
     rows = list(csv.reader(open(tmp_path / "prepared" / "skipped.csv")))
     assert rows[0] == ["file", "reason"] and len(rows) == 4
+    # too few people for the split: said after the detection pass, with sizes that fit, and
+    # without promising a skipped.csv that is never written
+    with pytest.raises(DataError, match=r"usable faces do not fit the split sizes: 6 people.*Sizes that fit: "
+                                        r"n_test: 2, n_val: 2.*\(3 photos skipped, first: corrupt.jpg: unreadable"):
+        ingest_photos(dataclasses.replace(cfg, n_test=5), 32)
     for name in people:
         (folder / f"{name}.jpg").unlink()
-    with pytest.raises(DataError, match=r"only 0 usable faces in 3 files; first: corrupt.jpg: unreadable"):
+    # checked on the files, before any face is looked for
+    with pytest.raises(DataError, match=r"2 photo files cannot fit the split sizes: 2 people, but n_test 2"):
         ingest_photos(cfg, 32)
+    for k in range(2):
+        Image.fromarray(np.zeros((60, 60, 3), np.uint8)).save(folder / f"blank{k}.png")
+    with pytest.raises(DataError, match=r"only 0 usable faces in 5 files; first: blank0.png: no face found"):
+        ingest_photos(dataclasses.replace(cfg, n_judge=1), 32)
 
 
 def test_the_annotator_reads_a_prepared_crop_as_prepare_labelled_it(tmp_path, faces_gray, bundle):

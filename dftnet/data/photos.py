@@ -116,6 +116,44 @@ def _prepare_in_worker(job: tuple[Path, int]) -> tuple:
     return prepare_photo(*job)
 
 
+def suggested_sizes(per_person: dict[str, int], max_per_identity: int) -> str:
+    """Split sizes that fit ``per_person`` (photos of each person): a tenth of the people to test,
+    a twentieth to validation (at least 2 each), a third of the remaining photos to the judge, the
+    rest to training (``n_train: 0``)."""
+    n = len(per_person)
+    n_test, n_val = max(2, n // 10), max(2, n // 20)
+    counts = sorted(min(c, max_per_identity) for c in per_person.values())
+    rest = sum(counts[n_test + n_val:])
+    return f"n_test: {n_test}, n_val: {n_val}, n_judge: {max(1, rest // 3)}, n_train: 0 (all the rest)"
+
+
+def split_misfit(per_person: dict[str, int], cfg: PhotosConfig) -> str | None:
+    """Why ``cfg``'s split sizes cannot fit ``per_person`` (photos of each person), or None.
+
+    How they fit (:func:`_split`): ``n_test`` and ``n_val`` people give one photo each; the
+    judge then takes whole people (at most ``max_per_identity`` photos each) until it holds
+    ``n_judge`` photos; training takes the people after that, up to ``n_train`` photos (0: all),
+    and needs at least one. Checked on the photo files before detection (an upper bound: a
+    photo without a usable face is dropped later) and again on the faces found."""
+    n = len(per_person)
+    if n < cfg.n_test + cfg.n_val + 2:
+        return (f"{n} people, but n_test {cfg.n_test} + n_val {cfg.n_val} people are held out and the judge and "
+                f"the GANs need some too")
+    counts = sorted(min(c, cfg.max_per_identity) for c in per_person.values())
+    rest = sum(counts[cfg.n_test + cfg.n_val:])  # the most photos the judge and training can share
+    if rest <= cfg.n_judge:
+        return (f"at most {rest} photos remain after the {cfg.n_test + cfg.n_val} held-out people, and n_judge "
+                f"{cfg.n_judge} would leave none to train on")
+    return None
+
+
+def _people(ids) -> dict[str, int]:
+    per: dict[str, int] = {}
+    for id_ in ids:
+        per[identity_of(id_)] = per.get(identity_of(id_), 0) + 1
+    return per
+
+
 def _split(ids: list[str], cfg: PhotosConfig) -> tuple[list[str], list[str], list[str], list[str]]:
     """(train, judge, test, val) ids, disjoint by person, seeded (the test people drawn as before
     validation existed: validation takes the people after them)."""
@@ -124,9 +162,10 @@ def _split(ids: list[str], cfg: PhotosConfig) -> tuple[list[str], list[str], lis
         people.setdefault(identity_of(id_), []).append(id_)
     rng = np.random.default_rng(cfg.seed)
     order = [sorted(people)[i] for i in rng.permutation(len(people))]
-    if len(order) < cfg.n_test + cfg.n_val + 2:
-        raise DataError(f"data.photos.n_test: {cfg.n_test} test and {cfg.n_val} validation people asked, but only "
-                        f"{len(order)} people have a usable face (the GANs and the judge need some too)")
+    misfit = split_misfit(_people(ids), cfg)
+    if misfit is not None:
+        raise DataError(f"data.photos: the usable faces do not fit the split sizes: {misfit}. Sizes that fit: "
+                        f"{suggested_sizes(_people(ids), cfg.max_per_identity)}")
     test = [people[p][int(rng.integers(len(people[p])))] for p in order[:cfg.n_test]]
     held = cfg.n_test + cfg.n_val
     val = [people[p][int(rng.integers(len(people[p])))] for p in order[cfg.n_test:held]]
@@ -160,6 +199,10 @@ def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
                         "use 0 or 2 or more")
     check_bundle(cfg.landmarker)
     files, skipped = _photo_files(Path(cfg.images))
+    misfit = split_misfit(_people(files), cfg)
+    if misfit is not None:  # before the detection pass, on the files (each at most one usable face)
+        raise DataError(f"data.photos: {cfg.images}: {len(files)} photo files cannot fit the split sizes: {misfit}. "
+                        f"Sizes that fit: {suggested_sizes(_people(files), cfg.max_per_identity)}")
     labels = read_labels(Path(cfg.labels)) if cfg.labels else {}
     n_files = len(files) + len(skipped)
     results = _detect_all(list(files.values()), cfg, image_size)
@@ -173,8 +216,7 @@ def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
         cues.append(res[2])
         steps[res[3]] += 1
     skipped.sort()
-    print(f"prepare: {len(ids)} faces from {n_files} files; {len(skipped)} skipped "
-          f"(listed with reasons in skipped.csv)", file=sys.stderr)
+    print(f"prepare: {len(ids)} faces from {n_files} files; {len(skipped)} skipped", file=sys.stderr)
     if len(ids) < MIN_FACES:
         first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
         raise DataError(f"{cfg.images}: only {len(ids)} usable faces in {n_files} files{first}")
@@ -183,7 +225,13 @@ def ingest_photos(cfg: PhotosConfig, image_size: int) -> FaceDataset:
     neutral = np.array([e == cfg.neutral_label for e in emotions])
     cal = Calibration.fit(raw, neutral)
     aus = torch.from_numpy(cal.aus(raw).astype(np.float32))
-    train, judge, test, val = _split(ids, cfg)
+    try:
+        train, judge, test, val = _split(ids, cfg)
+    except DataError as err:  # no dataset, so no skipped.csv: name the first skipped photos here
+        first = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+        raise DataError(f"{err}" + (f" ({len(skipped)} photos skipped, first: {first})" if skipped else "")) from None
+    if skipped:
+        print(f"prepare: the {len(skipped)} skipped photos are listed with reasons in skipped.csv", file=sys.stderr)
     pos = {i: n for n, i in enumerate(ids)}
     pairs = make_pairs(test, aus[[pos[i] for i in test]], cfg.pairs_per_test_image, cfg.seed)
     val_pairs = make_pairs(val, aus[[pos[i] for i in val]], cfg.pairs_per_test_image, cfg.seed + 1) if val else None

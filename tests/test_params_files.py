@@ -1,0 +1,43 @@
+"""The params files that ride on another stay in step with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flat(node, prefix=""):
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def test_the_128_px_real_params_differ_from_the_64_px_ones_only_in_size():
+    a = flat(yaml.safe_load((ROOT / "params-real.yaml").read_text()))
+    b = flat(yaml.safe_load((ROOT / "params-real-128.yaml").read_text()))
+    assert a.keys() == b.keys()
+    differ = {k for k in a if a[k] != b[k]}
+    assert differ == {"data.root", "data.image_size", "model.critic_layers"}
+    assert b["data.image_size"] == 128 and b["model.critic_layers"] == a["model.critic_layers"] + 1
+
+
+def test_the_shipped_generator_was_trained_with_the_current_real_face_recipe():
+    import json
+
+    from dftnet.config import load_params, resolve_variant, run_config_from_dict
+    from dftnet.edit import SHIPPED, load_generator
+
+    provenance = json.loads((SHIPPED / "provenance.json").read_text())
+    recorded = run_config_from_dict(provenance["run"])
+    current = resolve_variant(load_params(ROOT / "params-real.yaml"), "dftnet", recorded.seed)
+    assert recorded == current, "params-real.yaml changed: retrain (make real) and ship again (dftnet ship)"
+    G, run = load_generator(SHIPPED)
+    assert run == recorded and sum(p.numel() for p in G.parameters()) > 0
+    meta = json.loads((SHIPPED / "meta.json").read_text())
+    assert meta["grey"] is True and meta["annotator"] is not None
