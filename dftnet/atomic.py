@@ -1,12 +1,14 @@
 """All-or-nothing file writes: write beside the target, then rename over it (``os.replace``).
 
 A reader never sees half a file, and a failed write leaves the previous file as it was (its
-temporary is removed).
+temporary is removed). A writer that fails on a full disk is reported as that, whatever the
+library raised (``torch.save`` raises a RuntimeError, not an OSError): see :func:`replacing`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -23,8 +25,26 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError:
+        raise
+    except Exception as err:  # a library's own error class for a failed write: was the disk full?
+        if disk_full(path.parent):
+            raise OSError(errno.ENOSPC, f"no space left on device ({type(err).__name__} while writing; the previous "
+                          "file, if any, is kept)", str(path)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+FULL_BELOW = 8 * 2**20  # bytes free under which a failed write is put down to a full disk
+
+
+def disk_full(folder: str | Path) -> bool:
+    """True when the file system holding ``folder`` has less than :data:`FULL_BELOW` bytes free."""
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW
+    except OSError:
+        return False
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -220,7 +220,10 @@ def timing_table(timing: Timing | None, variants: Sequence[str]) -> str:
         return "No timing (eval/timing.json) was given."
     cols = timing_metrics(timing.batch_sizes())
     rows = []
-    for v in (x for x in variants if x in timing.models):
+    for v in variants:
+        if v not in timing.models:  # e.g. a variant added after the timing stage ran
+            rows.append([_name(v), f"n/a: not timed ({timing.path} has no {v})"] + ["n/a"] * (len(cols) - 1))
+            continue
         cells = [_name(v)]
         for c in cols:
             val = timing.value(v, c.key)

@@ -340,3 +340,68 @@ def test_a_metrics_file_with_a_non_number_names_the_file_and_key(tmp_path):
     with pytest.raises(DataError, match=r"metrics.json: summary.au_mae is '0.5', expected a number or null"):
         build_report([path], None, tmp_path / "reports")
     assert not (tmp_path / "reports").exists()
+
+
+# ------------------------------------------- the last failure classes (reliability issue)
+def test_a_libraries_warning_never_joins_our_one_line(tmp_path, capsys):
+    import warnings as w
+
+    side = 11_000  # 121 MP: between Pillow's warning (89 MP) and error (179 MP) limits
+    path = tmp_path / "huge.png"
+    Image.new("1", (side, side)).save(path)
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        with pytest.raises(DataError, match=r"huge.png: image is 11000 x 11000 px, more than"):
+            open_image(path)
+    assert not caught  # our header check covers Pillow's DecompressionBombWarning: silenced at the source
+
+    def warns_then_fails():
+        w.warn("a library's advice, path/to/site-packages/lib.py")
+        raise DataError("photo.jpg: the one thing that went wrong")
+
+    assert guarded(warns_then_fails) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: photo.jpg: the one thing that went wrong"]
+    assert guarded(lambda: w.warn("kept, on one line")) == 0
+    assert capsys.readouterr().err.splitlines() == ["warning: UserWarning: kept, on one line"]
+
+
+def test_a_params_error_found_when_training_starts_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = toy_params()
+    p["variants"] = {"dftnet": {"model": {"critic_layers": 6}}}  # 32 px cannot halve 6 times
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    out = subprocess.run([sys.executable, "-m", "dftnet.cli", "--params", "params.yaml", "train", "dftnet"],
+                         cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "model.critic_layers" in one_line(out)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_named_not_called_a_bug(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"the last good checkpoint")
+
+    def torch_save_on_a_full_disk(tmp):
+        tmp.write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 2048")
+
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _: type("U", (), {"free": 0})())
+    assert guarded(lambda: atomic.write_with(path, torch_save_on_a_full_disk)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: no space left on device (RuntimeError while writing")
+    assert path.read_bytes() == b"the last good checkpoint" and [q.name for q in tmp_path.iterdir()] == [path.name]
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _: type("U", (), {"free": 2**40})())
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # space left: not a full disk, the error stands
+        atomic.write_with(path, torch_save_on_a_full_disk)
+
+
+def test_a_report_over_a_variant_the_timing_does_not_know_says_so(toy_project, tmp_path):
+    p = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    p["variants"]["no_skip"] = {"model": {"skip": False}}  # added after the timing stage ran
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    params = stages.load(tmp_path / "params.yaml")
+    stages.train_variant(params, "no_skip", "runs")
+    for v in ("dftnet", "no_skip"):
+        stages.evaluate_variant(params, v)
+    stages.report(params)
+    results = (tmp_path / "reports" / "results.md").read_text()
+    assert "n/a: not timed (eval/timing.json has no no_skip)" in results

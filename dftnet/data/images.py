@@ -6,6 +6,7 @@ stops with one :class:`DataError` line naming it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,10 @@ def open_image(path: Path) -> Image.Image:
     """Fully decoded image, upright per its EXIF orientation; one DataError if unreadable or
     larger than :data:`MAX_PIXELS` (checked from the header, before anything is decoded)."""
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # our own size check below covers Pillow's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             if im.width * im.height > MAX_PIXELS:
                 raise DataError(f"{path}: image is {im.width} x {im.height} px, more than the "
                                 f"{MAX_PIXELS:,} px this suite decodes (a face photo needs far fewer)")
