@@ -9,7 +9,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test test-fast bench real
+.PHONY: repro test test-fast lint bench real
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)
 # The inner loop: every test but those marked slow (the toy DVC pipelines, the real-photo bench).
 test-fast: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
+
+# pyflakes, pycodestyle and bugbear (pyproject.toml, [tool.ruff]); the test suite runs it too.
+lint: $(STAMP)
+	$(PY) -m ruff check dftnet baselines benchmarks pipelines tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py

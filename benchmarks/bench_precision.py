@@ -20,7 +20,6 @@ on the device's bf16 kernels (CPU figures here; the GPU's may differ, run it the
 """
 
 import argparse
-import contextlib
 
 import torch
 

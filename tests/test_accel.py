@@ -3,7 +3,6 @@ resume guard, channels_last against the contiguous layout, the compiled generato
 eager one, the penalty's precision switch, timing with the fast path, and GPU claims."""
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from dftnet.errors import DataError
 from dftnet.eval.timing import time_generator
 from dftnet.generators import build_critic, build_generator
 
-from test_train import random_dataset, tiny_run
+from helpers import random_dataset, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

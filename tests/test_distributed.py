@@ -18,7 +18,7 @@ from dftnet import numerics, stages
 from dftnet import train as trainer
 from dftnet.config import load_params
 from dftnet.data.canonical import load_dataset, save_dataset
-from test_train import random_dataset, tiny_run
+from helpers import random_dataset, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

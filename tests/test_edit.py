@@ -18,8 +18,8 @@ from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.faces import LM, N_LANDMARKS, Face, paste_back
 from dftnet.edit import EXPRESSIONS, Target, edit_photos, find, frame_weights, parse_aus
 from dftnet.errors import DataError
-from test_reliability import cli, one_line
-from test_train import random_dataset, tiny_run
+from helpers import cli, one_line
+from helpers import random_dataset, tiny_run
 
 SIZE = 32
 
@@ -176,7 +176,7 @@ def test_several_faces_need_a_choice_and_errors_write_nothing(tmp_path, toy_run,
 
 
 def test_edit_cli_errors_are_one_line(tmp_path, toy_run, face_photo):
-    from test_pipeline import toy_params
+    from helpers import toy_params
 
     params = toy_params()
     params["data"]["photos"]["landmarker"] = str(face_photo.parents[3] / "models" / "face_landmarker.task")
@@ -237,7 +237,7 @@ def test_auto_colour_follows_the_training_data(tmp_path):
 
 
 def test_edit_right_after_install_uses_the_shipped_generator(tmp_path, face_photo, bundle):
-    from test_pipeline import toy_params
+    from helpers import toy_params
 
     params = toy_params()
     params["data"]["photos"]["landmarker"] = str(bundle)

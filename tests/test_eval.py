@@ -13,11 +13,8 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
 from dftnet.config import EvalConfig
-from dftnet.data.aus import N_AUS
-from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.eval import fid as fidm
 from dftnet.eval import lpips_metric as lpm
 from dftnet.eval.evaluate import SUMMARY_KEYS, evaluate_run
@@ -29,60 +26,12 @@ from dftnet.eval.stats import bootstrap_ci, mean_ci_over_seeds
 from dftnet.eval.timing import time_generator, time_generators
 from dftnet.imageops import to_model, to_uint8
 from dftnet.blocks import GeneratorOutput
-
-EYES, MOUTH = (0.25, 0.25, 0.75, 0.45), (0.3, 0.65, 0.7, 0.85)
+from helpers import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ------------------------------------------------------------------------ stand-ins
-class ReturnSource(nn.Module):
-    """Edits nothing: the edit is the source."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, aus):
-        return GeneratorOutput(image=x, attention=torch.ones_like(x[:, :1]), parts={})
-
-
-class TinyConvGen(nn.Module):
-    def __init__(self, ch: int = 16):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3 + N_AUS, ch, 3, padding=1), nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1),
-                                 nn.ReLU(), nn.Conv2d(ch, 4, 3, padding=1))
-
-    def forward(self, x, aus):
-        h = self.net(torch.cat([x, aus[:, :, None, None].expand(-1, -1, *x.shape[-2:])], 1))
-        a = torch.sigmoid(h[:, :1])
-        return GeneratorOutput(image=a * x + (1 - a) * torch.tanh(h[:, 1:]), attention=a, parts={})
-
-
-class TinyCritic(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 4, 2, 1)
-        self.aus = nn.Linear(8, N_AUS)
-
-    def forward(self, x):
-        h = torch.relu(self.conv(x))
-        return h[:, :1], torch.sigmoid(self.aus(h.mean((2, 3))))
-
-
-def tiny_dataset(size: int = 32, n_people: int = 4, per_person: int = 2, n_pairs: int = 4, seed: int = 0) -> FaceDataset:
-    g = torch.Generator().manual_seed(seed)
-    n = n_people * per_person
-    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
-    ids = [f"img{i:02d}" for i in range(n)]
-    who = [f"p{i // per_person}" for i in range(n)]
-    test = ids[n // 2:]
-    src = [test[i % len(test)] for i in range(n_pairs)]
-    pairs = EvalPairs(pair_ids=[f"pair{i}" for i in range(n_pairs)], source_ids=src, target_ids=[""] * n_pairs,
-                      target_aus=5 * torch.rand(n_pairs, N_AUS, generator=g),
-                      gt=images[[ids.index(s) for s in src]].clone())
-    return FaceDataset(ids=ids, images=images, aus=5 * torch.rand(n, N_AUS, generator=g), train_ids=ids[:n // 2],
-                       test_ids=test, identities=who, pairs=pairs, meta={"source": "test"})
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from dftnet.errors import DataError
 
 
 # ---------------------------------------------------------------------- helpers
-def tiny_dataset(n: int = 8, side: int = 16, seed: int = 0, gt: bool = True) -> FaceDataset:
+def canonical_dataset(n: int = 8, side: int = 16, seed: int = 0, gt: bool = True) -> FaceDataset:
     g = torch.Generator().manual_seed(seed)
     ids = [f"img{i:02d}" for i in range(n)]
     aus = (torch.rand(n, 17, generator=g) * 5).mul(100).round().div(100)  # 2 decimals, like OpenFace
@@ -71,13 +71,13 @@ def set_field(path, line: int, column: str, value: str) -> None:
 @pytest.fixture
 def saved(tmp_path):
     root = tmp_path / "ds"
-    save_dataset(tiny_dataset(), root)
+    save_dataset(canonical_dataset(), root)
     return root
 
 
 # ---------------------------------------------------------- canonical round trip
 def test_save_load_round_trip_is_exact(tmp_path):
-    ds = tiny_dataset()
+    ds = canonical_dataset()
     save_dataset(ds, tmp_path / "ds")
     back = load_dataset(tmp_path / "ds")
     assert_same(ds, back)
@@ -86,7 +86,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
 
 def test_au_text_is_short_and_exact_for_any_float32(tmp_path):
-    ds = tiny_dataset(gt=False)
+    ds = canonical_dataset(gt=False)
     ds.aus[0, 0] = 0.65
     ds.aus[1] = torch.rand(17) * 5  # not rounded: still exact
     save_dataset(ds, tmp_path / "ds")
@@ -96,7 +96,7 @@ def test_au_text_is_short_and_exact_for_any_float32(tmp_path):
 
 
 def test_save_replaces_an_existing_dataset(saved, tmp_path):
-    other = tiny_dataset(seed=1)
+    other = canonical_dataset(seed=1)
     save_dataset(other, saved)
     assert_same(other, load_dataset(saved))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
@@ -122,30 +122,30 @@ def failing_write(monkeypatch, after: int) -> None:
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     failing_write(monkeypatch, after=3)
     with pytest.raises(Boom):
-        save_dataset(tiny_dataset(), tmp_path / "ds")
+        save_dataset(canonical_dataset(), tmp_path / "ds")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_save_keeps_the_previous_dataset(saved, tmp_path, monkeypatch):
     failing_write(monkeypatch, after=3)
     with pytest.raises(Boom):
-        save_dataset(tiny_dataset(seed=1), saved)
-    assert_same(tiny_dataset(), load_dataset(saved))
+        save_dataset(canonical_dataset(seed=1), saved)
+    assert_same(canonical_dataset(), load_dataset(saved))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def test_save_refuses_to_replace_a_folder_that_is_not_a_dataset(tmp_path):
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "thesis.tex").write_text("precious")
-    raises_data_error(lambda: save_dataset(tiny_dataset(), tmp_path / "home"), "home", "not a dataset folder")
+    raises_data_error(lambda: save_dataset(canonical_dataset(), tmp_path / "home"), "home", "not a dataset folder")
     assert (tmp_path / "home" / "thesis.tex").read_text() == "precious"
 
 
 def test_save_refuses_an_inconsistent_dataset(tmp_path):
-    ds = tiny_dataset()
+    ds = canonical_dataset()
     ds.test_ids.append(ds.train_ids[0])
     raises_data_error(lambda: save_dataset(ds, tmp_path / "ds"), "img00", "both")
-    ds = tiny_dataset()
+    ds = canonical_dataset()
     ds.ids[1] = "../escape"
     raises_data_error(lambda: save_dataset(ds, tmp_path / "ds"), "../escape")
     assert list(tmp_path.iterdir()) == []

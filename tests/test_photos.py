@@ -26,7 +26,7 @@ from dftnet.data.dataset import FaceDataset
 from dftnet.data.faces import CANONICAL, check_bundle, similarity
 from dftnet.data.photos import identity_of
 from dftnet.errors import DataError
-from test_reliability import cli, one_line
+from helpers import cli, one_line
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +117,7 @@ def test_a_missing_or_wrong_bundle_is_one_line(tmp_path):
 
 
 def test_prepare_with_a_missing_bundle_stops_with_one_line(tmp_path):
-    from test_pipeline import toy_params
+    from helpers import toy_params
 
     params = toy_params()
     (tmp_path / "photos").mkdir()
@@ -219,7 +219,7 @@ def test_the_whole_benchmark_runs_on_a_few_real_photos(tmp_path, faces_gray, bun
     in every metrics file, the gate on it, and the annotator's validity report."""
     import yaml
 
-    from test_pipeline import toy_params
+    from helpers import toy_params
 
     folder = tmp_path / "photos"
     folder.mkdir()

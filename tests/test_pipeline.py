@@ -10,24 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import toy_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).with_name("dvc")
-
-
-def toy_params() -> dict:
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["data"]["image_size"] = 32
-    p["data"]["synthetic"].update(n_train_identities=4, n_test_identities=3, n_val_identities=2, n_judge_identities=4,
-                                  images_per_identity=4, pairs_per_test_identity=2)
-    p["model"].update(base_channels=4, n_res_blocks=1, critic_channels=8, critic_layers=3)
-    p["train"].update(epochs=2, decay_epochs=1, batch_size=4, n_critic=2, log_every=1, checkpoint_every=1,
-                      curve_every=1, curve_pairs=4)
-    p["seeds"] = [0, 1]
-    p["variants"] = {k: p["variants"][k] for k in ("dftnet", "ganimation", "warp_only")}
-    p["judge"].update(epochs=2, base_channels=8)
-    p["eval"].update(bootstrap=50, timing_runs=5, timing_warmup=1, timing_batch_sizes=[1, 4], identity=False)
-    return p
 
 
 def scratch_project(root: Path) -> Path:

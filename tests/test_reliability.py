@@ -28,26 +28,9 @@ from dftnet.data.images import MAX_PIXELS, open_image
 from dftnet.errors import ConfigError, DataError, TrainingDiverged
 from dftnet.eval.judge import AUJudge, load_judge, save_judge
 from dftnet.results import load_timing
-from test_pipeline import toy_params
-from test_train import random_dataset, tiny_run
+from helpers import cli, one_line, random_dataset, tiny_run, toy_params
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(tmp_path: Path, *args: str, params: dict | None = None) -> subprocess.CompletedProcess:
-    """``dftnet <args>`` in ``tmp_path`` with the toy params (or ``params``)."""
-    path = tmp_path / "params.yaml"
-    if params is not None or not path.exists():
-        path.write_text(yaml.safe_dump(params if params is not None else toy_params()))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "dftnet.cli", "--params", str(path), *args],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
-
-
-def one_line(out: subprocess.CompletedProcess, code: int = 2) -> str:
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == code and len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
-    return lines[0]
 
 
 # ------------------------------------------------------------- 1. a diverging run
@@ -55,7 +38,7 @@ def test_a_diverging_run_stops_with_one_line_instead_of_a_segfault(tmp_path):
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
         import dataclasses, torch
-        from test_train import tiny_run, random_dataset
+        from helpers import tiny_run, random_dataset
         from dftnet import train as trainer
         from dftnet.cli import guarded
         run = tiny_run(epochs=20, lr=1e3, lr_critic=1e3)
@@ -356,12 +339,12 @@ def test_a_libraries_warning_never_joins_our_one_line(tmp_path, capsys):
     assert not caught  # our header check covers Pillow's DecompressionBombWarning: silenced at the source
 
     def warns_then_fails():
-        w.warn("a library's advice, path/to/site-packages/lib.py")
+        w.warn("a library's advice, path/to/site-packages/lib.py", stacklevel=1)
         raise DataError("photo.jpg: the one thing that went wrong")
 
     assert guarded(warns_then_fails) == 2
     assert capsys.readouterr().err.splitlines() == ["error: photo.jpg: the one thing that went wrong"]
-    assert guarded(lambda: w.warn("kept, on one line")) == 0
+    assert guarded(lambda: w.warn("kept, on one line", stacklevel=1)) == 0
     assert capsys.readouterr().err.splitlines() == ["warning: UserWarning: kept, on one line"]
 
 

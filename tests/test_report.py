@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, all_claims,
-                           claim_ablations, claim_artifacts, claim_eyelids, claim_speed, gate, not_learned,
+                           claim_ablations, claim_speed, gate, not_learned,
                            paired_difference)
 from dftnet.config import EvalConfig, ModelConfig
 from dftnet.errors import DataError
@@ -27,7 +27,7 @@ from dftnet.generators import at_paper_size, generator_cost
 from dftnet.report import build_report
 from dftnet.results import Run, Runs, Timing
 from dftnet.stages import write_json
-from test_eval import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
+from helpers import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 
 BOOT = Bootstrap(resamples=400, seed=0)
 

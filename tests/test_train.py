@@ -1,6 +1,5 @@
 """The trainer: schedule, lambda handling, every variant runs, SIGKILL-and-resume equality, NaN stop."""
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -13,27 +12,11 @@ import pytest
 import torch
 
 from dftnet import checkpoints, losses, train as trainer
-from dftnet.config import LambdaConfig, load_params, resolve_variant
-from dftnet.data.dataset import FaceDataset
+from dftnet.config import LambdaConfig, load_params
 from dftnet.errors import DataError, TrainingDiverged
+from helpers import random_dataset, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_run(variant="dftnet", epochs=2, size=32, **train_overrides):
-    params = load_params(ROOT / "params.yaml")
-    run = resolve_variant(params, variant, seed=0)
-    model = dataclasses.replace(run.model, base_channels=8, n_res_blocks=1, critic_channels=8, critic_layers=3)
-    t = dataclasses.replace(run.train, epochs=epochs, decay_epochs=1, batch_size=4, n_critic=2,
-                            checkpoint_every=1, log_every=1, **train_overrides)
-    return dataclasses.replace(run, image_size=size, model=model, train=t)
-
-
-def random_dataset(n=24, size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    ids = [f"img{k:03d}" for k in range(n)]
-    return FaceDataset(ids=ids, images=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
-                       aus=torch.rand(n, 17, generator=g) * 5, train_ids=ids[:16], test_ids=ids[16:])
 
 
 def test_lr_schedule_is_constant_then_linear():
@@ -52,12 +35,15 @@ def test_weighted_total_applies_each_lambda_once_and_cond_per_batch():
     assert trainer.weighted_total(g, lam, batch_size=8).item() == pytest.approx(10 + 1e-4 + 1)
 
 
-@pytest.mark.parametrize("variant", ["dftnet", "ganimation", "warp_only", "no_skip", "no_att_loss"])
+@pytest.mark.parametrize("variant", ["dftnet", "ganimation", "warp_only", "no_skip", "no_att_loss", "dftnet_clean",
+                                     "ganimation_clean"])
 def test_every_variant_trains_and_logs(tmp_path, variant):
     summary = trainer.train(tiny_run(variant), random_dataset(), tmp_path)
     assert summary["epochs"] == 2 and summary["generator_steps"] == 4
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["step", "epoch", "lr", "images_per_s"]
+    rows = [dict(zip(header, line.split(","))) for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    assert all(r["g_flow"] for r in rows) == (variant == "dftnet_clean")  # the flow term only where its lambda is set
     G, D, run = checkpoints.load_trained(tmp_path)
     assert run.variant == variant and not G.training
 
@@ -94,7 +80,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, torch
         sys.path.insert(0, {str(ROOT / 'tests')!r})
-        from test_train import random_dataset, tiny_run
+        from helpers import random_dataset, tiny_run
         from dftnet.train import train
         train(tiny_run(epochs=4), random_dataset(n=40), sys.argv[1])
     """))
