@@ -177,7 +177,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
-    ``OMP_NUM_THREADS`` allows; on a machine with several GPUs, one seed per GPU at a time. Each run is seeded on its own and writes only its own folder.
+    ``OMP_NUM_THREADS`` allows; on a machine with several GPUs, one seed per GPU at a time. Each run
+    is seeded on its own and writes only its own folder.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     """

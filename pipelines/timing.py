@@ -1,4 +1,5 @@
-"""Stage `timing`: reads data.image_size, model, variants, eval; writes eval/timing.json (every pass, FLOPs) and metrics/timing.json (DFT-Net over GANimation)."""
+"""Stage `timing`: reads data.image_size, model, variants, eval; writes eval/timing.json (every pass,
+FLOPs) and metrics/timing.json (DFT-Net over GANimation)."""
 import sys
 
 from dftnet import stages

@@ -198,3 +198,16 @@ def test_each_stage_declares_every_param_it_reads(name, stage, params):
                      and not (name.startswith(("train@", "evaluate@")) and k == "variants"
                               and any(d.startswith("variants.") for d in declared)))
     assert not missing, f"stage {name}: dvc.yaml params miss {missing}"
+
+
+def test_the_code_passes_the_linter():
+    """``make lint``: ruff as pyproject.toml configures it (skipped where ruff is not installed)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "dftnet", "baselines",
+                          "benchmarks", "pipelines", "tests"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]

@@ -103,7 +103,8 @@ def ingest_folder(cfg: FolderConfig, image_size: int) -> FaceDataset:
                  if val_ids else None)
     # paths as given (relative in params.yaml), so the same inputs give the same meta.json anywhere
     meta = {"source": "folder", "images": cfg.images, "aus": cfg.aus, "aus_format": fmt,
-            "train_ids_file": cfg.train_ids, "test_ids_file": cfg.test_ids, "val_ids_file": cfg.val_ids, "image_size": image_size, "resize": RESIZE_RULE, "alpha": ALPHA_RULE, "pillow": PIL.__version__,
+            "train_ids_file": cfg.train_ids, "test_ids_file": cfg.test_ids, "val_ids_file": cfg.val_ids,
+            "image_size": image_size, "resize": RESIZE_RULE, "alpha": ALPHA_RULE, "pillow": PIL.__version__,
             "pairs_per_test_image": cfg.pairs_per_test_image, "seed": cfg.seed}
     return FaceDataset(ids=ids, images=_load_images([files[i] for i in ids], image_size), aus=aus,
                        train_ids=[i for i, _ in train], test_ids=test_ids, identities=None, pairs=pairs, meta=meta,

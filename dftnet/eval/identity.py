@@ -107,7 +107,7 @@ def other_person_index(identities: list[str], seed: int = 0) -> list[int]:
     rng = np.random.default_rng(seed)
     ids = np.asarray(identities)
     out = []
-    for i, who in enumerate(ids):
+    for who in ids:
         candidates = np.flatnonzero(ids != who)
         out.append(int(rng.choice(candidates)) if len(candidates) else -1)
     return out

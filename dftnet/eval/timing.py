@@ -105,7 +105,7 @@ def _pass(gen, x: torch.Tensor, aus: torch.Tensor, fast: Fast, device: torch.dev
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.autocast("cuda", torch.bfloat16, enabled=fast.precision == "bf16",
                                                   cache_enabled=False):
-        gen(x, aus).image
+        _ = gen(x, aus).image  # captured, replayed by graph.replay
     return graph.replay
 
 
