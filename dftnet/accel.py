@@ -17,8 +17,8 @@ param               auto on CUDA                 auto on the CPU   other values
   ``benchmarks/bench_precision.py`` measures both against fp32: on a trained critic the
   penalty alone in bf16 is off by 0.4% and moves the critic's gradient by 1% (relative L2),
   while a whole bf16 critic step moves it by 2.4% with the penalty in bf16 or in fp32 alike,
-  so fp32 for the penalty buys little for the cost of its most expensive pass (README,
-  "Scaling out"). Weights and optimiser state stay fp32.
+  so fp32 for the penalty buys little for the cost of its most expensive pass
+  (docs/scaling.md). Weights and optimiser state stay fp32.
 * **channels_last** stores images and convolution weights NHWC, the layout tensor cores and
   cuDNN's fastest kernels want; values are the same up to the kernels' summation order.
 * **compile** wraps the generator's forward in ``torch.compile`` (in place, so its

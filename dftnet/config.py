@@ -184,7 +184,7 @@ class ComputeConfig:
                         choices=("auto", "fp32", "bf16"))
     penalty_precision: str = _f("autocast", "under bf16: the gradient penalty's critic pass and double backward "
                                 "under autocast like the rest, or in fp32 (benchmarks/bench_precision.py measures "
-                                "both; README, 'Scaling out')", choices=("autocast", "fp32"))
+                                "both; docs/scaling.md)", choices=("autocast", "fp32"))
     channels_last: str = _f("auto", "NHWC images and conv weights: enabled, disabled, auto = enabled on CUDA",
                             choices=("auto", "enabled", "disabled"))
     compile: str = _f("auto", "torch.compile the generator (the critic stays eager: double backward): enabled, "

@@ -125,7 +125,7 @@ def crossed_t_interval(values, clusters, level: float = 0.95) -> dict:
     ``var(seed means) / S + var(person means) / C`` (person means: each source person's mean over
     its pairs of the seed-averaged values), its degrees of freedom Welch-Satterthwaite's; so with
     3 seeds and a large seed effect the interval widens to t with 2 df, where a percentile
-    bootstrap over 3 seeds cannot (measured coverage: README, "Reading the claims";
+    bootstrap over 3 seeds cannot (measured coverage: docs/verdicts.md;
     ``benchmarks/bench_coverage.py``). One seed: the people's part alone; one person: the seeds'.
 
     Returns ``{"estimate", "ci", "p": two-sided t-test p-value of 0, "n_seeds", "n_pairs",
