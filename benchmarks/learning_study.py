@@ -169,6 +169,7 @@ def cmd_import_default(args) -> None:
     from dftnet.checkpoints import load_trained
     from dftnet.config import load_params
     from dftnet.eval.judge import load_judge
+    from dftnet.train import wall_clock_path
 
     params = load_params(args.params)
     ds, judge = stages.dataset(params), load_judge(ROOT / "judge" / "judge.pt")
@@ -176,7 +177,9 @@ def cmd_import_default(args) -> None:
         for seed in params.seeds:
             run = ROOT / "runs" / variant / f"seed{seed}"
             train = json.loads((run / "train_summary.json").read_text())
-            write_result("default", variant, seed, run, train["generator_steps"], train["train_seconds_this_session"],
+            clock = wall_clock_path(ROOT / "runs", variant, seed)  # beside the runs; older runs kept it inside
+            seconds = (json.loads(clock.read_text()) if clock.exists() else train).get("train_seconds_this_session")
+            write_result("default", variant, seed, run, train["generator_steps"], seconds,
                          score_on_validation(load_trained(run)[0], ds, judge),
                          threads="dvc repro (seeds in parallel; the last seed of each variant on both cores)")
             print(f"default {variant} seed{seed}")

@@ -81,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--judge", default="judge")
     e.add_argument("--out", default="eval")
     tm = sub.add_parser("timing", help="inference timing of every variant's generator, interleaved")
-    tm.add_argument("--out", default="eval/timing.json")
+    tm.add_argument("--out", default="timing/timing.json")
+    tm.add_argument("--reports", default=None, help="also write claim 3 and the timing table (timing.md, "
+                    "results_timing.csv) into this folder")
     r = sub.add_parser("report", help="tables, claims and figure grids into reports/")
     r.add_argument("--runs", default="runs")
     r.add_argument("--eval", default="eval")
@@ -151,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "evaluate":
             stages.evaluate_variant(params, args.variant, args.runs, args.judge, args.out)
         elif args.command == "timing":
-            stages.timing(params, args.out, None)
+            stages.timing(params, args.out, None, args.reports)
         elif args.command == "report":
             stages.report(params, args.runs, args.eval, args.judge, args.out)
         elif args.command == "annotator":

@@ -278,7 +278,7 @@ def training_curves(logs: dict[str, Path], out_path: Path, smooth: int = 0) -> N
     frames = {label: read_log(p) for label, p in logs.items()}
     if not frames:
         raise DataError("training_curves: no logs given")
-    terms = [c for c in LOSS_COLUMNS + ("images_per_s",)
+    terms = [c for c in LOSS_COLUMNS  # losses only: throughput is wall-clock, kept out of the reports
              if any(c in df.columns and df[c].notna().any() for df in frames.values())]
     if not terms:
         raise DataError("training_curves: no loss column has a value in any log")

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="prepared dataset folder")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--judge", default=None, help="AU judge drawing the learning curve (rank 0)")
+    p.add_argument("--wall-clock", default=None, help="where the wall-clock record goes (rank 0)")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     p.add_argument("--no-deterministic", action="store_true")
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             from dftnet.eval.judge import load_judge
 
             judge = load_judge(args.judge, numerics.pick_device(args.device))
-        train(cfg, load_dataset(args.data), Path(args.out), args.device, args.stop_after_epochs, judge, compute)
+        train(cfg, load_dataset(args.data), Path(args.out), args.device, args.stop_after_epochs, judge, compute,
+              wall_clock=args.wall_clock)
 
     return guarded(run)
 

@@ -1,8 +1,10 @@
 """The report stage's tables: per-run metric files -> CSVs and ``results.md`` (the claims and
 their verdicts: :mod:`dftnet.claims`).
 
-Inputs are ``eval/<variant>/seed<k>/metrics.json`` (one per trained run), ``eval/timing.json``
-(the architecture: inference time, FLOPs) and, optionally, the AU judge's own metrics.
+Inputs are ``eval/<variant>/seed<k>/metrics.json`` (one per trained run) and, optionally, the
+AU judge's own metrics. The timing (``timing/timing.json``: inference time, FLOPs, claim 3) is
+read by the clock, so it has a report of its own, :func:`build_timing_report`, written by the
+timing stage: nothing the report stage writes differs between two runs of the same commit.
 Outputs, each written atomically under ``out_dir``:
 
 - ``reports/results.csv``: one row per run (variant, seed, every metric of the schema, each
@@ -12,8 +14,9 @@ Outputs, each written atomically under ``out_dir``:
 - ``reports/results_per_au.csv``: one row per (variant, seed, AU): the judge's MAE on the
   edit and on the unchanged source, and the raise/lower progress of that AU (where asked) for
   the edit, the ground truth and the neutral face, per AU reader.
-- ``reports/results_timing.csv``: one row per variant: ms per image, FLOPs, parameters.
 - ``reports/results.md``: the readable report. ``reports/claims.md``: the claims table.
+- (timing stage) ``reports/timing.md``: claim 3 and the timing table; ``reports/results_timing.csv``:
+  one row per variant: ms per image, FLOPs, parameters.
 
 Every column is a metric of :mod:`dftnet.eval.schema`; adding a metric there adds it here.
 """
@@ -23,12 +26,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 import pandas as pd
 
 from dftnet import atomic
-from dftnet.claims import Bootstrap, all_claims, claims_markdown
+from dftnet.claims import Bootstrap, all_claims, claims_markdown, speed_claims, speed_markdown
 from dftnet.data.aus import AU_NAMES
 from dftnet.errors import DataError
 from dftnet.eval.schema import IDENTITY_KEYS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
@@ -52,7 +55,10 @@ class Aggregate:
 
     @property
     def half_width(self) -> float | None:
-        return None if self.ci_hi is None else (self.ci_hi - self.ci_lo) / 2
+        if self.ci_hi is None:
+            return None
+        assert self.ci_lo is not None  # mean_ci sets both ends of the interval or neither
+        return (self.ci_hi - self.ci_lo) / 2
 
 
 def mean_ci(values: Sequence[float | None], level: float = 0.95) -> Aggregate:
@@ -128,7 +134,7 @@ def _header(c: Metric) -> str:
 def identity_caveat(runs: Runs) -> str:
     """A warning where dlib puts different people closer than its own same-person threshold:
     then identity distances cannot tell a changed identity from an unchanged one."""
-    others = [r.value("id_dist_other") for r in runs.runs if r.value("id_dist_other") is not None]
+    others = cast("list[float]", [r.value("id_dist_other") for r in runs.runs if r.value("id_dist_other") is not None])
     if not others:
         return ""
     thr = next((float(t) for r in runs.runs if (t := ((r.identity.get("protocol") or {}).get("same_person_threshold")))
@@ -217,7 +223,7 @@ def n_pairs(runs: Runs) -> int | None:
 def timing_table(timing: Timing | None, variants: Sequence[str]) -> str:
     """One row per variant: the architecture's inference time (median, IQR) and FLOPs."""
     if timing is None:
-        return "No timing (eval/timing.json) was given."
+        return "No timing (timing/timing.json) was given."
     cols = timing_metrics(timing.batch_sizes())
     rows = []
     for v in variants:
@@ -234,7 +240,7 @@ def timing_table(timing: Timing | None, variants: Sequence[str]) -> str:
             cells.append(cell)
         rows.append(cells)
     env, prot = timing.environment, timing.protocol
-    flops = next(iter(timing.flops.values()), {})
+    flops: dict = next(iter(timing.flops.values()), {})
     sizes = "; ".join(f"{k}: {f.get('image_size')} px, {f.get('base_channels')} channels, {f.get('n_res_blocks')} res. blocks"
                       for k, f in flops.items())
     return (f"Measured once per variant (an architecture property, not a seed's): {prot.get('runs')} timed passes "
@@ -290,24 +296,23 @@ def how_to_read(runs: Runs) -> str:
 
 
 # ------------------------------------------------------------------------ writing
-def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: Path, timing_path: Path | None = None,
+def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: Path,
                  boot: Bootstrap = Bootstrap(), baseline: str = "ganimation", reference: str = "dftnet") -> Runs:
-    """Read every run's metrics.json (and the judge's, and the timing), write the CSVs, results.md
-    and claims.md; return the runs read. Everything is rendered before anything is written, so a
-    failure leaves the previous report as it was."""
+    """Read every run's metrics.json (and the judge's), write the CSVs, results.md and claims.md;
+    return the runs read. Everything is rendered before anything is written, so a failure leaves
+    the previous report as it was."""
     if not metric_paths:
         raise DataError("report: no metrics.json given")
     runs = Runs((load_run(Path(p)) for p in metric_paths), first=(reference, baseline))
-    timing = load_timing(timing_path)
     judge = None
     if judge_metrics is not None:
         try:
             judge = json.loads(Path(judge_metrics).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise DataError(f"{judge_metrics}: cannot read the judge's metrics JSON ({err})") from None
-    claims = all_claims(runs, timing, boot, reference, baseline)
+    claims = all_claims(runs, boot, reference, baseline)
     csvs = {"results.csv": per_seed_frame(runs), "results_aggregate.csv": aggregate_frame(runs),
-            "results_per_au.csv": per_au_frame(runs), "results_timing.csv": timing_frame(timing, runs.variants())}
+            "results_per_au.csv": per_au_frame(runs)}
     texts = {name: df.to_csv(index=False, na_rep="", float_format="%.6g") for name, df in csvs.items()}
     claims_md = claims_markdown(claims, runs, boot)
     texts["claims.md"] = "# The paper's claims, checked\n\n" + claims_md
@@ -315,11 +320,11 @@ def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: 
         "# DFT-Net vs GANimation: results",
         f"{len(runs.runs)} runs: " + ", ".join(f"{_name(v)} ({len(runs.seeds(v))} seeds)" for v in runs.variants())
         + f", each evaluated on N = {n_pairs(runs)} test pairs. Numbers: `reports/results.csv` (per run), "
-          "`reports/results_aggregate.csv` (over seeds), `reports/results_per_au.csv`, `reports/results_timing.csv`.",
+          "`reports/results_aggregate.csv` (over seeds), `reports/results_per_au.csv`. Inference time and FLOPs "
+          "(claim 3): `reports/timing.md`.",
         "## Claims of the paper\n\n" + claims_md,
         "## How to read this\n\n" + how_to_read(runs),
         "## Over seeds (mean ± 95% CI half-width)\n\n" + aggregate_tables(runs),
-        "## Inference time and FLOPs (per architecture)\n\n" + timing_table(timing, runs.variants()),
         "## Per seed\n\n" + per_seed_tables(runs),
         "## AU error per AU: eyes and mouth (judge MAE, mean over seeds)\n\n" + per_au_table(runs),
         "## The AU judge's own quality\n\n" + judge_section(judge),
@@ -329,3 +334,21 @@ def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: 
     for name, text in texts.items():
         atomic.write_text(reports / name, text)
     return runs
+
+
+def build_timing_report(timing_path: Path, variants: Sequence[str], out_dir: Path, boot: Bootstrap = Bootstrap(),
+                        baseline: str = "ganimation", reference: str = "dftnet") -> None:
+    """``timing.md`` (claim 3 and the timing table) and ``results_timing.csv`` under ``out_dir``:
+    every number read by the clock, in files of their own (they differ from machine to machine)."""
+    timing = load_timing(timing_path)
+    text = "\n\n".join([
+        "# Inference time and FLOPs",
+        "Read by the clock: these numbers differ from machine to machine and from run to run, unlike every "
+        "other report (docs/reproducibility.md). Numbers: `reports/results_timing.csv`.",
+        "## Claim 3\n\n" + speed_markdown(speed_claims(timing, boot, reference, baseline), boot).rstrip("\n"),
+        "## Per architecture\n\n" + timing_table(timing, variants),
+    ]) + "\n"
+    csv = timing_frame(timing, variants).to_csv(index=False, na_rep="", float_format="%.6g")
+    with atomic.staged(out_dir) as staging:
+        atomic.write_text(staging / "timing.md", text)
+        atomic.write_text(staging / "results_timing.csv", csv)

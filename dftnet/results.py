@@ -1,5 +1,5 @@
 """Evaluated runs as the report reads them: ``eval/<variant>/seed<k>/metrics.json`` and
-``eval/timing.json``, through the one metrics schema (:mod:`dftnet.eval.schema`).
+``timing/timing.json``, through the one metrics schema (:mod:`dftnet.eval.schema`).
 
 Both the tables (:mod:`dftnet.report`) and the claims engine (:mod:`dftnet.claims`) read
 runs only through :class:`Runs` and :class:`Timing`.
@@ -171,7 +171,7 @@ class Runs:
 
 @dataclass
 class Timing:
-    """``eval/timing.json``: each variant's generator timed once (interleaved repeats) and its FLOPs."""
+    """``timing/timing.json``: each variant's generator timed once (interleaved repeats) and its FLOPs."""
 
     path: Path
     models: dict  # variant -> {"b<bs>": {"ms_per_batch": [...], "ms_per_image_median": ..., ...}}
@@ -198,7 +198,7 @@ class Timing:
 
 
 def load_timing(path: Path | None) -> Timing | None:
-    """``eval/timing.json`` (None where no path is given); malformed content stops naming the file."""
+    """``timing/timing.json`` (None where no path is given); malformed content stops naming the file."""
     if path is None:
         return None
     d = _read_json(Path(path), "timing JSON")

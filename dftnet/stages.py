@@ -18,6 +18,12 @@ from dftnet.config import Params, load_params, resolve_model, resolve_variant
 from dftnet.errors import ConfigError, DataError
 
 
+# Every tracked file a repro writes from the clock (the timing stage's); nothing else differs
+# between two runs of the same commit. The training runs' wall-clock records are not tracked:
+# they sit beside the runs folder (dftnet.train.wall_clock_path).
+CLOCK_OUTPUTS = ("timing/timing.json", "metrics/timing.json", "reports/timing.md", "reports/results_timing.csv")
+
+
 def threads_allowed() -> int:
     """Cores this pipeline may occupy: ``OMP_NUM_THREADS`` where set, else every core."""
     env = os.environ.get("OMP_NUM_THREADS", "")
@@ -103,14 +109,14 @@ def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
 
 
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
-               judge_path: Path | None) -> None:
+               judge_path: Path | None, wall_clock: Path | None = None) -> None:
     from dftnet import numerics
     from dftnet.eval.judge import load_judge
     from dftnet.train import train
 
     run = resolve_variant(params, variant, seed)
     if params.compute.train_processes > 1:
-        launch_distributed(params, run, out, device, threads, judge_path)
+        launch_distributed(params, run, out, device, threads, judge_path, wall_clock=wall_clock)
         return
     numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     judge = None
@@ -119,11 +125,11 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
             raise DataError(f"{judge_path}: the AU judge that draws the learning curve is missing; train it first "
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
         judge = load_judge(judge_path, torch.device("cpu"))  # the run moves it to the device it claims
-    train(run, dataset(params), out, device, judge=judge, compute=params.compute)
+    train(run, dataset(params), out, device, judge=judge, compute=params.compute, wall_clock=wall_clock)
 
 
 def launch_distributed(params: Params, run, out: Path, device: str | None, threads: int, judge_path: Path | None,
-                       stop_after_epochs: int | None = None) -> None:
+                       stop_after_epochs: int | None = None, wall_clock: Path | None = None) -> None:
     """Train one run over ``compute.train_processes`` data-parallel processes (``torchrun``,
     :mod:`dftnet.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
     child is not shown, so a failure is still one line."""
@@ -142,6 +148,7 @@ def launch_distributed(params: Params, run, out: Path, device: str | None, threa
                "--compute", str(compute),
                "--data", str(params.data.root), "--out", str(out), "--threads", str(threads)]
         cmd += ["--judge", str(judge_path)] if judge_path is not None else []
+        cmd += ["--wall-clock", str(wall_clock)] if wall_clock is not None else []
         cmd += ["--device", device] if device else []
         cmd += [] if params.compute.deterministic else ["--no-deterministic"]
         cmd += ["--stop-after-epochs", str(stop_after_epochs)] if stop_after_epochs else []
@@ -178,18 +185,21 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
     ``OMP_NUM_THREADS`` allows; on a machine with several GPUs, one seed per GPU at a time. Each run
-    is seeded on its own and writes only its own folder.
+    is seeded on its own and writes only its own folder, and its wall-clock record (seconds,
+    images/s) beside ``runs_root`` (:func:`dftnet.train.wall_clock_path`), outside the hashed outputs.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     """
     from dftnet.generators import build_critic, build_generator
     from dftnet.numerics import pick_device
+    from dftnet.train import wall_clock_path
 
     run = resolve_variant(params, variant, params.seeds[0])
     build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
     build_critic(run.model, run.image_size)
     judge_path = Path(judge_path) if judge_path is not None else None
     jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
+    clocks = [wall_clock_path(runs_root, variant, s) for s in params.seeds]
     dev = pick_device(device)
     threads = params.compute.train_threads
     if params.compute.train_processes > 1:  # a distributed run takes the machine
@@ -199,8 +209,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     else:  # one seed per GPU at a time, each process claiming its own (numerics.claim_gpu)
         workers = min(len(jobs), torch.cuda.device_count()) if dev.index is None else 1
     if workers == 1:
-        for job in jobs:
-            _train_one(*job, threads=threads, judge_path=judge_path)
+        for job, clock in zip(jobs, clocks):
+            _train_one(*job, threads=threads, judge_path=judge_path, wall_clock=clock)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -209,7 +219,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path) for job in jobs]
+            futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path, wall_clock=clock)
+                       for job, clock in zip(jobs, clocks)]
             for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
     logs_root = Path(logs_root)
@@ -255,8 +266,8 @@ def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Pa
     print(f"judge: trained in {seconds:.0f} s", file=sys.stderr)
 
 
-def timing(params: Params, out: str | Path = "eval/timing.json", headline: str | Path | None = "metrics/timing.json",
-           reference: str = "dftnet", baseline: str = "ganimation") -> None:
+def timing(params: Params, out: str | Path = "timing/timing.json", headline: str | Path | None = "metrics/timing.json",
+           reports_dir: str | Path | None = "reports", reference: str = "dftnet", baseline: str = "ganimation") -> None:
     """Inference timing of every variant's generator, interleaved in one process, and each
     generator's FLOPs at the run's size and at the paper's (:data:`dftnet.generators.PAPER_SIZE`).
 
@@ -264,6 +275,9 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
     generators (seeded) stand in for the trained ones: one measurement per variant, with its
     own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
     ``headline``: the reference's median time and FLOPs over the baseline's, for ``dvc metrics``.
+    ``reports_dir``: where claim 3 and the timing table go (``timing.md``, ``results_timing.csv``;
+    :func:`dftnet.report.build_timing_report`). Every output here is read by the clock, and no
+    other stage reads them, so the rest of a repro is the same bytes on any machine.
     """
     from dftnet import accel, numerics
     from dftnet.eval.timing import time_generators
@@ -297,6 +311,12 @@ def timing(params: Params, out: str | Path = "eval/timing.json", headline: str |
         ratio["gflops_ratio"] = (result["flops"][reference]["paper"]["gflops"]
                                  / result["flops"][baseline]["paper"]["gflops"])
         write_json(headline, ratio)
+    if reports_dir is not None:
+        from dftnet.claims import Bootstrap
+        from dftnet.report import build_timing_report
+
+        build_timing_report(Path(out), list(params.variants), Path(reports_dir),
+                            Bootstrap(params.eval.bootstrap, params.eval.seed), baseline, reference)
 
 
 def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs", judge_dir: str | Path = "judge",
@@ -359,7 +379,7 @@ def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, o
 
     paths = [eval_root / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
-    runs = build_report(paths, judge_dir / "report.json", out_dir, eval_root / "timing.json", boot)
+    runs = build_report(paths, judge_dir / "report.json", out_dir, boot)
     ds = dataset(params)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}

@@ -43,7 +43,10 @@ LOG = "log.csv"
 # Stable names of the logged (unweighted) terms; a term whose lambda is 0 stays empty.
 D_TERMS = ("d_adv", "d_gp", "d_cond")
 G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
-LOG_COLUMNS = ("step", "epoch", "lr", "images_per_s") + D_TERMS + G_TERMS
+LOG_COLUMNS = ("step", "epoch", "lr") + D_TERMS + G_TERMS
+# Wall-clock values (throughput, seconds) differ between identical runs, so they stay out of the
+# run folder (a hashed DVC output): see :func:`wall_clock_path`.
+WALL_CLOCK_KEYS = ("train_seconds_this_session", "critic_images_per_s", "images_per_s_by_step")
 
 
 @dataclass
@@ -212,6 +215,7 @@ class Log:
         self.pending: dict[str, list[torch.Tensor]] = {}
         self.steps: dict[str, list[int]] = {}  # the generator step each pending value belongs to
         self.t0, self.images = time.perf_counter(), 0
+        self.throughput: dict[int, float] = {}  # generator step -> images/s of the row ending there
 
     def add(self, terms: dict[str, torch.Tensor], step: int, images: int = 0) -> None:
         for k, v in terms.items():
@@ -232,10 +236,11 @@ class Log:
             at, name, value = min(first)
             raise TrainingDiverged(f"training diverged: loss {name} is {value} at generator step {at} (epoch {epoch})")
         elapsed = time.perf_counter() - self.t0
-        row = {"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(self.images / max(elapsed, 1e-9), 2)}
+        row = {"step": step, "epoch": epoch, "lr": lr}
         row.update({k: float(v.mean()) for k, v in values.items()})
         if self.world.main:
             csvlog.append(self.path, LOG_COLUMNS, row)
+        row["images_per_s"] = self.throughput[step] = round(self.images / max(elapsed, 1e-9), 2)  # not logged
         self.pending, self.steps, self.t0, self.images = {}, {}, time.perf_counter(), 0
         return row
 
@@ -247,7 +252,8 @@ def progress_line(row: dict, epochs: int) -> str:
 
 # -------------------------------------------------------------------------- loop
 def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | None = None,
-          stop_after_epochs: int | None = None, judge: nn.Module | None = None, compute: ComputeConfig | None = None) -> dict:
+          stop_after_epochs: int | None = None, judge: nn.Module | None = None, compute: ComputeConfig | None = None,
+          wall_clock: str | Path | None = None) -> dict:
     """Train one variant and seed into ``out_dir``, resuming from its checkpoint if present.
 
     ``judge``: the independent AU judge; with ``train.curve_every`` > 0 it reads edits of
@@ -256,7 +262,9 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     ``stop_after_epochs`` ends the process early (tests of resume); the run stays resumable.
     ``compute``: the fast-path params (precision, channels_last, compile; :mod:`dftnet.accel`),
     resolved for the device; the defaults (``auto``) when not given.
-    Returns the run summary also written to ``out_dir/train_summary.json``.
+    Returns the run summary written to ``out_dir/train_summary.json`` together with the
+    session's wall-clock figures (:data:`WALL_CLOCK_KEYS`), which are written only to
+    ``wall_clock`` when given (:func:`wall_clock_path`), never into ``out_dir``.
 
     The folder is locked while training (a second writer stops with one line), and a run that
     fails before its first checkpoint leaves no folder behind. Launched by ``torchrun`` over N
@@ -266,11 +274,11 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     out_dir, world = Path(out_dir), distributed.from_env()
     compute = compute or ComputeConfig()
     if not world.main:
-        return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute)
+        return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute, wall_clock)
     with atomic.exclusive(out_dir, "training"):
         fresh = not (out_dir / CHECKPOINT).exists()
         try:
-            return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute)
+            return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute, wall_clock)
         except BaseException:
             if fresh and not (out_dir / CHECKPOINT).exists():
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -278,7 +286,7 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
 
 
 def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, stop_after_epochs: int | None,
-           judge: nn.Module | None, world: World, compute: ComputeConfig) -> dict:
+           judge: nn.Module | None, world: World, compute: ComputeConfig, wall_clock: str | Path | None = None) -> dict:
     """The loop of :func:`train`, inside its lock."""
     out_dir, dev, t = Path(out_dir), distributed.device_of(world, pick_device(device)), run.train
     fast = accel.resolve(compute, dev)
@@ -371,16 +379,23 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
             return {}
     if not world.main:
         return {}
-    return write_summary(run, state, out_dir, images.shape[0] * (t.epochs - start), time.perf_counter() - t_start,
-                         dev, fast, world.size)
+    summary = write_summary(run, state, out_dir, dev, fast, world.size)
+    seconds, images_seen = time.perf_counter() - t_start, images.shape[0] * (t.epochs - start)
+    clock = {"train_seconds_this_session": round(seconds, 2),
+             "critic_images_per_s": round(images_seen / seconds, 2) if seconds > 0 and images_seen else None,
+             "images_per_s_by_step": {str(k): v for k, v in log.throughput.items()}}
+    if wall_clock is not None:
+        Path(wall_clock).parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(wall_clock, json.dumps(clock, indent=2))
+    return {**summary, **clock}
 
 
-def write_summary(run: RunConfig, state: TrainState, out_dir: Path, images_seen: int,
-                  seconds: float, dev: torch.device, fast: Fast = Fast(), processes: int = 1) -> dict:
+def write_summary(run: RunConfig, state: TrainState, out_dir: Path, dev: torch.device, fast: Fast = Fast(),
+                  processes: int = 1) -> dict:
+    """``train_summary.json``: what the run is and ran on; nothing measured by the clock, so two
+    identical runs write the same bytes."""
     summary = {
         "variant": run.variant, "seed": run.seed, "epochs": state.epoch, "generator_steps": state.step,
-        "train_seconds_this_session": round(seconds, 2),
-        "critic_images_per_s": round(images_seen / seconds, 2) if seconds > 0 and images_seen else None,
         "generator_parameters": sum(p.numel() for p in state.G.parameters()),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch": torch.__version__,
@@ -390,3 +405,11 @@ def write_summary(run: RunConfig, state: TrainState, out_dir: Path, images_seen:
     atomic.write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2))
     return summary
 
+
+def wall_clock_path(runs_root: str | Path, variant: str, seed: int) -> Path:
+    """Where a run's wall-clock record goes: ``<runs_root>.wall_clock/<variant>/seed<k>.json``,
+    beside the runs folder and outside every run folder, so the runs' hashes do not depend on
+    the machine's speed (docs/reproducibility.md lists the files that do)."""
+    root = Path(runs_root)
+    root = root if root.name else root.resolve()
+    return root.with_name(root.name + ".wall_clock") / variant / f"seed{seed}.json"

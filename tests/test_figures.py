@@ -135,10 +135,10 @@ def test_training_curves(tmp_path):
         for seed in (0, 1):
             path = tmp_path / variant / f"seed{seed}" / "log.csv"
             path.parent.mkdir(parents=True)
-            rows = ["step,epoch,lr,images_per_s,d_adv,d_gp,d_cond,g_adv,g_cond,g_cyc,g_tv,g_att,g_att_tv"]
+            rows = ["step,epoch,lr,d_adv,d_gp,d_cond,g_adv,g_cond,g_cyc,g_tv,g_att,g_att_tv"]
             for s in range(0, 200, 10):
                 tv = "" if variant == "ganimation" else f"{0.1 / (1 + s):.4f}"  # weight 0: empty column
-                rows.append(f"{s},{s // 50},1e-4,{100 + seed},{-math.exp(-s / 80):.4f},0.1,0.2,"
+                rows.append(f"{s},{s // 50},1e-4,{-math.exp(-s / 80):.4f},0.1,0.2,"
                             f"{math.sin(s / 20):.4f},0.3,0.2,{tv},0.4,")
             path.write_text("\n".join(rows) + "\n")
             logs[f"{variant}/seed{seed}"] = path

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from helpers import toy_params
 
+from dftnet.stages import CLOCK_OUTPUTS
+
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).with_name("dvc")
 
@@ -88,6 +90,24 @@ def test_two_runs_give_byte_identical_metrics_on_any_core_count(toy_runs):
     assert len(first) == 2 + 3 + 6 and set(first) == set(second)  # judge (2), 3 variants, 3 x 2 runs
     differ = [name for name in first if first[name] != second[name]]
     assert not differ, f"metrics differ between two identical runs: {differ}"
+
+
+@pytest.mark.slow
+def test_two_runs_differ_only_in_the_files_read_by_the_clock(toy_runs):
+    """Every tracked output but the timing stage's is the same bytes in both runs, the training
+    outputs' hashes in dvc.lock included; the wall-clock records sit beside the runs folder."""
+    first, second = toy_runs
+    tracked = lambda root: {str(p.relative_to(root)): p.read_bytes() for d in ("metrics", "logs", "reports")
+                            for p in sorted((root / d).rglob("*")) if p.is_file()}
+    a, b = tracked(first), tracked(second)
+    assert set(a) == set(b) and set(CLOCK_OUTPUTS) - {"timing/timing.json"} <= set(a)
+    differ = sorted(name for name in a if a[name] != b[name])
+    assert set(differ) <= set(CLOCK_OUTPUTS), f"differ between two identical runs: {set(differ) - set(CLOCK_OUTPUTS)}"
+    locks = [yaml.safe_load((root / "dvc.lock").read_text())["stages"] for root in toy_runs]
+    assert locks[0]["train@dftnet"]["outs"] == locks[1]["train@dftnet"]["outs"]
+    assert {k: v for k, v in locks[0].items() if k != "timing"} == {k: v for k, v in locks[1].items() if k != "timing"}
+    clock = json.loads((first / "runs.wall_clock" / "dftnet" / "seed0.json").read_text())
+    assert clock["train_seconds_this_session"] > 0 and not (first / "runs" / "dftnet.wall_clock").exists()
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from dftnet.config import load_params
 from dftnet.data.images import MAX_PIXELS, open_image
 from dftnet.errors import ConfigError, DataError, TrainingDiverged
 from dftnet.eval.judge import AUJudge, load_judge, save_judge
+from dftnet.report import build_timing_report
 from dftnet.results import load_timing
 from helpers import cli, one_line, random_dataset, tiny_run, toy_params
 
@@ -202,7 +203,7 @@ def toy_project(tmp_path, monkeypatch):
     stages.prepare(params)
     stages.train_judge(params)
     stages.train_variant(params, "dftnet", "runs")
-    stages.timing(params, "eval/timing.json", None)
+    stages.timing(params, "timing/timing.json", None, reports_dir=None)
     return params
 
 
@@ -385,6 +386,8 @@ def test_a_report_over_a_variant_the_timing_does_not_know_says_so(toy_project, t
     stages.train_variant(params, "no_skip", "runs")
     for v in ("dftnet", "no_skip"):
         stages.evaluate_variant(params, v)
-    stages.report(params)
-    results = (tmp_path / "reports" / "results.md").read_text()
-    assert "n/a: not timed (eval/timing.json has no no_skip)" in results
+    stages.report(params)  # reads no timing at all
+    assert "no_skip" in (tmp_path / "reports" / "results.md").read_text()
+    build_timing_report(Path("timing/timing.json"), list(params.variants), Path("reports"))
+    timing = (tmp_path / "reports" / "timing.md").read_text()
+    assert "n/a: not timed (timing/timing.json has no no_skip)" in timing

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, all_claims,
-                           claim_ablations, claim_speed, gate, not_learned,
+                           claim_ablations, claim_speed, gate, not_learned, speed_claims,
                            paired_difference)
 from dftnet.config import EvalConfig, ModelConfig
 from dftnet.errors import DataError
@@ -24,7 +24,7 @@ from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_median_difference, crossed_bootstrap, crossed_t_interval, holm
 from dftnet.eval.timing import time_generators
 from dftnet.generators import at_paper_size, generator_cost
-from dftnet.report import build_report
+from dftnet.report import build_report, build_timing_report
 from dftnet.results import Run, Runs, Timing
 from dftnet.stages import write_json
 from helpers import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
@@ -54,8 +54,12 @@ def test_real_evaluation_output_reads_back_through_the_report(tmp_path, one_thre
                                   for size, (cfg, px) in (("run", (run_cfg, 32)), ("paper", at_paper_size(run_cfg)))}}
     write_json(tmp_path / "timing.json", timing)
 
-    build_report(paths, None, tmp_path / "reports", tmp_path / "timing.json", BOOT)
+    build_report(paths, None, tmp_path / "reports", BOOT)
     rep = tmp_path / "reports"
+    assert not (rep / "results_timing.csv").exists() and "ms/image" not in (rep / "results.md").read_text()
+    build_timing_report(tmp_path / "timing.json", list(gens), rep, BOOT)
+    timing_md = (rep / "timing.md").read_text()
+    assert "## Claim 3" in timing_md and "ms/image" in timing_md
     per_seed = pd.read_csv(rep / "results.csv")
     assert set(METRICS) <= set(per_seed.columns)
     for (variant, seed), metrics in written.items():
@@ -71,6 +75,7 @@ def test_real_evaluation_output_reads_back_through_the_report(tmp_path, one_thre
         assert m.label in md, m.label
     claims = (rep / "claims.md").read_text()
     assert "**Rule.**" in claims and "Does each model edit?" in claims and "95% CI" in claims
+    assert "reports/timing.md" in claims and "ms_per_image" not in claims  # nothing read by the clock
     assert claims.split("\n\n", 1)[1] in md  # the same claims in both files
     timing_csv = pd.read_csv(rep / "results_timing.csv").set_index("variant")
     assert timing_csv.loc["dftnet", "ms_per_image_b1"] > 0
@@ -221,7 +226,7 @@ def test_claims_rest_on_their_primary_with_holm():
     r = runs({"dftnet": {}, "ganimation": {"l1_gt_eyes": 0.1, "ssim_gt_eyes": -0.1, "au_mae_AU45": 0.2,
                                            "l1_unchanged": 0.1},
               "worse": {"l1_raise": 0.1}, "better": {"l1_raise": -0.1}, "alike": {"l1_raise": 0.0005}})
-    claims = {c.id: c for c in all_claims(r, None, BOOT)}
+    claims = {c.id: c for c in all_claims(r, BOOT)}
     assert claims["1"].verdict == SUPPORTED and claims["1"].primary.metric == "l1_gt_eyes"
     assert claims["1"].primary.p_holm >= claims["1"].primary.p and "Holm-adjusted p" in claims["1"].why
     art = claims["2"]
@@ -232,7 +237,7 @@ def test_claims_rest_on_their_primary_with_holm():
     assert ab["alike"].verdict == INCONCLUSIVE and ab["worse"].primary.metric == "l1_raise"
     assert ab["4"].verdict == INCONCLUSIVE and "`alike`: inconclusive" in ab["4"].why
     assert "not the paper's" in ab["4"].whose and "qualitative" in claims["1"].whose
-    assert claims["3"].verdict == NOT_MEASURABLE
+    assert "3" not in claims  # the clock's claim is its own family: speed_claims
 
 
 def test_holm_can_turn_a_marginal_primary_inconclusive():
@@ -240,7 +245,7 @@ def test_holm_can_turn_a_marginal_primary_inconclusive():
     plain = claim_ablations(r, BOOT)[1:]
     marginal = [c for c in plain if c.verdict == SUPPORTED and c.primary.p > 0.01]
     assert marginal, [c.primary.p for c in plain]
-    corrected = {c.id: c for c in all_claims(r, None, BOOT)}
+    corrected = {c.id: c for c in all_claims(r, BOOT)}
     for c in marginal:
         assert corrected[c.id].primary.p_holm > 0.05 and corrected[c.id].verdict == INCONCLUSIVE
 
@@ -258,3 +263,5 @@ def test_speed_claim_reads_the_timing_repeats_and_the_flops():
     assert any("30 paired timed passes" in e for e in claim.evidence)
     assert any("paper size" in e and "1.19x" in e for e in claim.evidence)
     assert claim_speed(None, BOOT).verdict == NOT_MEASURABLE
+    (alone,) = speed_claims(timing, BOOT)  # a family of one: Holm leaves its p as it is
+    assert alone.primary.p_holm == alone.primary.p and alone.verdict == CONTRADICTED

@@ -1,5 +1,6 @@
 """The trainer: schedule, lambda handling, every variant runs, SIGKILL-and-resume equality, NaN stop."""
 
+import json
 import os
 import signal
 import subprocess
@@ -38,10 +39,16 @@ def test_weighted_total_applies_each_lambda_once_and_cond_per_batch():
 @pytest.mark.parametrize("variant", ["dftnet", "ganimation", "warp_only", "no_skip", "no_att_loss", "dftnet_clean",
                                      "ganimation_clean"])
 def test_every_variant_trains_and_logs(tmp_path, variant):
-    summary = trainer.train(tiny_run(variant), random_dataset(), tmp_path)
+    clock = tmp_path / "runs.wall_clock" / variant / "seed0.json"
+    summary = trainer.train(tiny_run(variant), random_dataset(), tmp_path / "run", wall_clock=clock)
     assert summary["epochs"] == 2 and summary["generator_steps"] == 4
+    tmp_path = tmp_path / "run"
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
-    assert header[:4] == ["step", "epoch", "lr", "images_per_s"]
+    assert header == list(trainer.LOG_COLUMNS) and "images_per_s" not in header  # the clock stays out
+    written = json.loads((tmp_path / "train_summary.json").read_text())
+    assert not set(trainer.WALL_CLOCK_KEYS) & set(written)
+    assert set(json.loads(clock.read_text())) == set(trainer.WALL_CLOCK_KEYS)
+    assert summary["train_seconds_this_session"] > 0 and set(summary["images_per_s_by_step"]) == {"1", "2", "3", "4"}
     rows = [dict(zip(header, line.split(","))) for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
     assert all(r["g_flow"] for r in rows) == (variant == "dftnet_clean")  # the flow term only where its lambda is set
     G, D, run = checkpoints.load_trained(tmp_path)

@@ -12,7 +12,7 @@ Files, one per trained (variant, seed), ``eval/<variant>/seed<k>/metrics.json``:
      "protocol": {field: ...}}                      # PROTOCOL_FIELDS, plus "unavailable"
 
 Architecture metrics (inference time, FLOPs) are not per run: the ``timing`` stage measures
-each variant once, with its own repeats, in ``eval/timing.json`` (:func:`timing_metrics`);
+each variant once, with its own repeats, in ``timing/timing.json`` (:func:`timing_metrics`);
 ``metrics/timing.json`` holds only the reference's ratios to the baseline.
 """
 
@@ -180,7 +180,7 @@ class TimingMetric:
 
 
 def timing_metrics(batch_sizes) -> tuple[TimingMetric, ...]:
-    """Columns of the architecture table, read from ``eval/timing.json`` (lower is better)."""
+    """Columns of the architecture table, read from ``timing/timing.json`` (lower is better)."""
     return tuple([TimingMetric(f"ms_per_image_b{b}", f"ms/image, batch {b}", "{:.3f}") for b in batch_sizes]
                  + [TimingMetric("gflops_run", "GFLOPs/image, run size", "{:.3f}"),
                     TimingMetric("gflops_paper", "GFLOPs/image, paper size", "{:.2f}"),
