@@ -4,18 +4,24 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# torch/torchvision pinned as a matching pair (the CUDA build also runs on CPU-only machines).
+# torch/torchvision pinned as a matching pair (the CUDA build also runs on CPU-only machines);
+# every other version comes from requirements.lock, the versions the committed results used.
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
+LOCK    := requirements.lock
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test test-fast lint bench real
+.PHONY: repro test test-fast lint lock bench real
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) $(TORCH)
+	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) -e '.[dev]'
 	touch $@
+
+# After changing a dependency in pyproject.toml: record the versions now installed.
+lock: $(STAMP)
+	{ sed -n '1,2p' $(LOCK); $(PY) -m pip freeze --exclude-editable; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 
 repro: $(STAMP)
 	dvc repro
@@ -31,9 +37,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
 
-# pyflakes, pycodestyle and bugbear (pyproject.toml, [tool.ruff]); the test suite runs it too.
+# ruff (pyflakes, pycodestyle, bugbear) and mypy, configured in pyproject.toml; the test suite
+# runs both (tests/test_structure.py).
 lint: $(STAMP)
 	$(PY) -m ruff check dftnet baselines benchmarks pipelines tests
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dftnet import stages
+from dftnet import commands, stages
 from dftnet.data.faces import CANONICAL, Landmarker, paste_back, paste_mask, similarity
 from dftnet.edit import (PASTES, SHIPPED, Target, edit_photos, find, generate, load_generator, luminance, photo_paths,
                          resolve_colour)
@@ -177,7 +177,7 @@ def main() -> None:
     G, run = load_generator(args.run)
     if args.data_root is None and (Path(args.run) / "meta.json").is_file():
         args.data_root = args.run
-    reader, close = stages.au_reader(params, args.data_root, None, run.image_size, "cpu")
+    reader, close = commands.photo_au_reader(params, args.data_root, None, run.image_size, "cpu")
     if reader is None:
         sys.exit("error: no AU reader: pass --data-root with a prepared photos dataset (its MediaPipe AU proxies)")
     try:

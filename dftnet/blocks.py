@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, cast
 
 import torch
 import torch.nn as nn
@@ -134,7 +134,7 @@ def conv_over_tiled_aus(conv: nn.Conv2d, x: torch.Tensor, aus: torch.Tensor) -> 
     """
     n_img = x.shape[1]
     out = nnf.conv2d(x, conv.weight[:, :n_img], None, 1, conv.padding)
-    response = constant_map_response(conv.weight[:, n_img:], x.shape[-1], conv.padding[0])
+    response = constant_map_response(conv.weight[:, n_img:], x.shape[-1], cast(int, conv.padding[0]))
     return out + torch.einsum("ba,achw->bchw", aus.to(out.dtype), response.to(out.dtype))
 
 
@@ -216,7 +216,7 @@ class E(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor, aus: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        conv, norm_relu = self.stem[0], self.stem[1:]
+        conv, norm_relu = cast(nn.Conv2d, self.stem[0]), self.stem[1:]
         skips = [norm_relu(conv_over_tiled_aus(conv, x, aus))]
         for down in self.down:
             skips.append(down(skips[-1]))

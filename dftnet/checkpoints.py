@@ -1,27 +1,83 @@
-"""Reading a trained run: the checkpoint file, safely, and the networks it holds.
+"""The checkpoint: the training state it holds (:class:`TrainState`), writing and restoring it,
+and reading a trained run's networks back, safely. Every key of the file is written and read here.
 
 Evaluation, timing, figures and the learning study read checkpoints through this module
-without importing the trainer (which writes them: :func:`dftnet.train.save_checkpoint`).
+without importing the trainer.
 Checkpoints are plain state dicts and config (no pickled classes), loaded with
 ``weights_only=True``: a foreign or malicious file is refused, never executed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from dftnet.accel import Fast
 from dftnet.config import RunConfig, run_config_from_dict
-from dftnet import safeload
-from dftnet.errors import ConfigError, DataError
+from dftnet import atomic, safeload
+from dftnet.errors import ConfigError, DataError, first_line
 from dftnet.generators import build_critic, build_generator
 
 CHECKPOINT = "checkpoint.pt"
 
 
 CONTENTS = ("config", "epoch", "step", "G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "rng_loop", "rng_torch")
+
+
+@dataclass
+class TrainState:
+    """Everything that defines where a run is; saved whole in each checkpoint."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: torch.optim.lr_scheduler.LambdaLR
+    sched_D: torch.optim.lr_scheduler.LambdaLR
+    rng: torch.Generator
+    epoch: int = 0  # epochs completed
+    step: int = 0  # generator steps completed
+
+
+def save_checkpoint(state: TrainState, run: RunConfig, path: Path, fast: Fast = Fast()) -> None:
+    """Full state as plain tensors and dicts (no pickled classes), written atomically; ``fast``:
+    the precision is kept, since a run resumes only in the precision it started with."""
+    payload = {
+        "format": 1,
+        "config": run.to_dict(),
+        "precision": fast.precision,
+        "epoch": state.epoch,
+        "step": state.step,
+        "G": state.G.state_dict(),
+        "D": state.D.state_dict(),
+        "opt_G": state.opt_G.state_dict(),
+        "opt_D": state.opt_D.state_dict(),
+        "sched_G": state.sched_G.state_dict(),
+        "sched_D": state.sched_D.state_dict(),
+        "rng_loop": state.rng.get_state(),
+        "rng_torch": torch.get_rng_state(),
+    }
+    atomic.write_with(path, lambda tmp: torch.save(payload, tmp))
+
+
+def restore(state: TrainState, ckpt: dict, path: Path) -> None:
+    """Resume from ``ckpt`` (read from ``path``); a weight that does not fit or is not finite,
+    or optimiser state that does not load, stops with one line naming the file."""
+    safeload.load_weights(state.G, ckpt["G"], path, "generator")
+    safeload.load_weights(state.D, ckpt["D"], path, "critic")
+    try:
+        state.opt_G.load_state_dict(ckpt["opt_G"])
+        state.opt_D.load_state_dict(ckpt["opt_D"])
+        state.sched_G.load_state_dict(ckpt["sched_G"])
+        state.sched_D.load_state_dict(ckpt["sched_D"])
+        state.rng.set_state(ckpt["rng_loop"])
+        torch.set_rng_state(ckpt["rng_torch"])
+        state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: the checkpoint's training state does not load ({type(err).__name__}: {first_line(err)})") from None
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -32,7 +32,7 @@ two runs of the same commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Sequence, TypedDict, cast
 
 import numpy as np
 
@@ -97,6 +97,16 @@ class Difference:
         return text + (f" ({self.reason})" if self.reason else "")
 
 
+class _Labels(TypedDict):
+    """The fields every :class:`Difference` of one comparison shares (:func:`paired_difference`)."""
+
+    metric: str
+    reference: str
+    other: str
+    better: str
+    fmt: str
+
+
 def _matrix(runs: dict, key: str, seeds: list[int]) -> tuple[np.ndarray | None, list[str] | None]:
     """Seeds x pairs values of ``key`` and the pairs' people, or (None, None) when a seed lacks
     per-pair values or the seeds were evaluated on different pairs."""
@@ -119,7 +129,7 @@ def paired_difference(runs: Runs, metric: str, reference: str, other: str, boot:
     """
     m = METRICS[metric]
     better = m.better if m.better in (LOWER, HIGHER) else LOWER
-    base = dict(metric=metric, reference=reference, other=other, better=better, fmt=m.fmt)
+    base = _Labels(metric=metric, reference=reference, other=other, better=better, fmt=m.fmt)
     ref_runs = runs.of(reference)
     other_runs = ref_runs if other_key else runs.of(other)
     other_key = other_key or metric
@@ -140,8 +150,8 @@ def paired_difference(runs: Runs, metric: str, reference: str, other: str, boot:
         ref_mean = float(np.mean([np.nanmean(r) for r in a]))
         other_mean = float(np.mean([np.nanmean(r) for r in b]))
     else:
-        va = [ref_runs[s].value(metric) for s in seeds]
-        vb = [other_runs[s].value(other_key) for s in seeds]
+        va = [cast(float, ref_runs[s].value(metric)) for s in seeds]  # the seeds were kept above for their values
+        vb = [cast(float, other_runs[s].value(other_key)) for s in seeds]
         ci = seed_t_interval([x - y for x, y in zip(va, vb)], boot.level)
         ref_mean, other_mean = float(np.mean(va)), float(np.mean(vb))
         if ci["ci"] is None:
@@ -281,6 +291,8 @@ def claim_speed(timing: Timing | None, boot: Bootstrap, reference: str = "dftnet
                              reason="no timing of both generators (timing/timing.json)")
         return _claim("3", text, whose, missing)
     diffs = []
+    a: list[float] | np.ndarray | None
+    b: list[float] | np.ndarray | None
     for bs in timing.batch_sizes():
         a, b = timing.passes(reference, bs), timing.passes(baseline, bs)
         key = f"ms_per_image_b{bs}"
@@ -355,6 +367,7 @@ def correct(claims: Sequence[Claim]) -> list[Claim]:
         if d is None:
             out.append(c)
             continue
+        assert d.diff is not None and p_adj is not None  # a tested primary has an estimate and a p-value
         primary = replace(d, p_holm=p_adj)
         favours_ref = d.diff < 0 if d.better == LOWER else d.diff > 0
         v = INCONCLUSIVE if p_adj >= ALPHA else SUPPORTED if favours_ref else CONTRADICTED
@@ -367,7 +380,7 @@ def correct(claims: Sequence[Claim]) -> list[Claim]:
     per = [c for c in out if c.id.startswith("4.")]
     if summary and per:
         i = summary[0]
-        out[i] = _ablation_summary(per, [c.primary.other for c in per], out[i].whose)
+        out[i] = _ablation_summary(per, [cast(Difference, c.primary).other for c in per], out[i].whose)
     return out
 
 

@@ -1,65 +1,17 @@
 """The ``dftnet`` command: one subcommand per pipeline step, each a thin call into the library.
 
-Errors meant for people (:class:`dftnet.errors.BenchError`) print one line and exit 2.
+Errors meant for people (:class:`dftnet.errors.BenchError`) print one line and exit 2
+(:func:`dftnet.errors.guarded`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from dftnet.errors import BenchError, first_line
-
-
-def os_error_line(err: OSError) -> str:
-    """``<file>: <reason>`` for a failed file operation (disk full, permission, a folder under a file ...)."""
-    where = ": ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
-    return f"{where}: {err.strerror or err}" if where else f"{err.strerror or err}"
-
-
-def guarded(fn: Callable[[], object]) -> int:
-    """Run ``fn``; whatever stops it becomes one line on stderr, never a traceback.
-
-    A BenchError (bad params, bad input, a diverged run) and a failed file operation (OSError:
-    disk full, permission, a path under a file) exit 2; Ctrl-C exits 130; anything else is a bug
-    of this suite, reported in one line with its type (exit 1; ``DFTNET_TRACEBACK=1`` shows it whole).
-
-    Warnings that libraries emit meanwhile (e.g. Pillow's on a huge image) are held back: when
-    the command stops with an error, that one line says what went wrong and they are dropped;
-    when it succeeds, each is printed as one ``warning:`` line, without the library's source path.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        code = _guarded(fn)
-    if code == 0:
-        for w in caught:
-            print(f"warning: {w.category.__name__}: {first_line(w.message, 200)}", file=sys.stderr)
-    return code
-
-
-def _guarded(fn: Callable[[], object]) -> int:
-    try:
-        fn()
-    except BenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:
-        if os.environ.get("DFTNET_TRACEBACK"):
-            raise
-        print(f"error: unexpected {type(err).__name__}: {first_line(err, 200)} (a bug: rerun with DFTNET_TRACEBACK=1 "
-              "and report it)", file=sys.stderr)
-        return 1
-    return 0
+from dftnet.errors import guarded
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cuda / cpu (default: cuda where present)")
     t.add_argument("--judge", default="judge", help="folder of the AU judge that draws the learning curve")
     t.add_argument("--logs", default="logs", help="where the seed-mean logs go: <logs>/<variant>.csv")
+    t.add_argument("--epochs-this-session", type=int, default=None, metavar="N",
+                   help="train at most N more epochs per seed, then stop; the same command goes on from there")
     j = sub.add_parser("judge", help="train the independent AU judge")
     j.add_argument("--out", default="judge")
     e = sub.add_parser("evaluate", help="evaluate every seed of one variant")
@@ -130,24 +84,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _edit(stages, params, args) -> None:
-    written = stages.edit(params, args.photos, args.run, args.out, aus=args.aus, expression=args.expression,
-                          like=args.like, strength=args.strength, steps=args.steps, gif=args.gif, crop=args.crop,
-                          face=args.face, batch_size=args.batch_size, device=args.device, data_root=args.data,
-                          judge_path=args.judge, landmarker=args.landmarker, paste=args.paste, colour=args.colour)
+def _edit(commands, params, args) -> None:
+    written = commands.edit(params, args.photos, args.run, args.out, aus=args.aus, expression=args.expression,
+                            like=args.like, strength=args.strength, steps=args.steps, gif=args.gif, crop=args.crop,
+                            face=args.face, batch_size=args.batch_size, device=args.device, data_root=args.data,
+                            judge_path=args.judge, landmarker=args.landmarker, paste=args.paste, colour=args.colour)
     print(f"edit: {len(written)} files in {args.out}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from dftnet import stages  # heavy imports only once the arguments parse
+    from dftnet import commands, stages  # heavy imports only once the arguments parse
 
     def run() -> None:
         params = stages.load(args.params)
         if args.command == "prepare":
             stages.prepare(params)
         elif args.command == "train":
-            stages.train_variant(params, args.variant, args.out, args.device, Path(args.judge) / "judge.pt", args.logs)
+            stages.train_variant(params, args.variant, args.out, args.device, Path(args.judge) / "judge.pt", args.logs,
+                                 args.epochs_this_session)
         elif args.command == "judge":
             stages.train_judge(params, args.out)
         elif args.command == "evaluate":
@@ -159,11 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "annotator":
             stages.annotator_report(params, args.out, args.metrics)
         elif args.command == "bench":
-            stages.bench(params, args.work, args.reports, args.annotator_report)
+            commands.bench(params, args.work, args.reports, args.annotator_report)
         elif args.command == "edit":
-            _edit(stages, params, args)
+            _edit(commands, params, args)
         elif args.command == "fanout":
-            stages.fan_out(params, args.jobs, args.variants.split(",") if args.variants else None, not args.no_repro)
+            commands.fan_out(params, args.jobs, args.variants.split(",") if args.variants else None, not args.no_repro)
         elif args.command == "contact-sheet":
             stages.contact_sheet(params, args.out)
 

@@ -17,14 +17,14 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import yaml
 
 from dftnet.errors import ConfigError
 
 
-def _f(default: Any, doc: str, **rules: Any) -> Any:
+def _param(default: Any, doc: str, **rules: Any) -> Any:
     """A field with its default, a one-line meaning and its validation rules."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: default, metadata=dict(doc=doc, **rules))
@@ -34,54 +34,54 @@ def _f(default: Any, doc: str, **rules: Any) -> Any:
 # --------------------------------------------------------------------------- data
 @dataclass(frozen=True)
 class SyntheticConfig:
-    seed: int = _f(0, "seed of identities, expressions and evaluation pairs", min=0)
-    n_train_identities: int = _f(40, "identities in the training split", min=1)
-    n_test_identities: int = _f(12, "identities in the test split (disjoint from train)", min=1)
-    n_val_identities: int = _f(12, "validation identities (disjoint from every other split): the learning curve and "
+    seed: int = _param(0, "seed of identities, expressions and evaluation pairs", min=0)
+    n_train_identities: int = _param(40, "identities in the training split", min=1)
+    n_test_identities: int = _param(12, "identities in the test split (disjoint from train)", min=1)
+    n_val_identities: int = _param(12, "validation identities (disjoint from every other split): the learning curve and "
                                "every recipe choice read their pairs, never the test pairs", min=1)
-    n_judge_identities: int = _f(64, "the AU judge's own identities, disjoint from every GAN split", min=2)
-    images_per_identity: int = _f(12, "expressions rendered per identity", min=1)
-    pairs_per_test_identity: int = _f(10, "paired (source, target, ground truth) edits per test (and validation) identity",
+    n_judge_identities: int = _param(64, "the AU judge's own identities, disjoint from every GAN split", min=2)
+    images_per_identity: int = _param(12, "expressions rendered per identity", min=1)
+    pairs_per_test_identity: int = _param(10, "paired (source, target, ground truth) edits per test (and validation) identity",
                                       min=1)
 
 
 @dataclass(frozen=True)
 class FolderConfig:
-    images: str = _f("", "folder of face images (jpg/png), named <id>.<ext>")
-    aus: str = _f("", "AU table: OpenFace CSV(s) folder or file, GANimation aus_openface.pkl, or plain CSV")
-    train_ids: str = _f("", "file listing training ids, one per line")
-    test_ids: str = _f("", "file listing test ids, one per line")
-    val_ids: str = _f("", "file listing validation ids, disjoint from train and test: the learning curve's pairs "
+    images: str = _param("", "folder of face images (jpg/png), named <id>.<ext>")
+    aus: str = _param("", "AU table: OpenFace CSV(s) folder or file, GANimation aus_openface.pkl, or plain CSV")
+    train_ids: str = _param("", "file listing training ids, one per line")
+    test_ids: str = _param("", "file listing test ids, one per line")
+    val_ids: str = _param("", "file listing validation ids, disjoint from train and test: the learning curve's pairs "
                       "('' = none; then train.curve_every must be 0)")
-    pairs_per_test_image: int = _f(1, "evaluation edits per test image (targets drawn from other test images)", min=1)
-    seed: int = _f(0, "seed of the evaluation pairs", min=0)
+    pairs_per_test_image: int = _param(1, "evaluation edits per test image (targets drawn from other test images)", min=1)
+    seed: int = _param(0, "seed of the evaluation pairs", min=0)
 
 
 @dataclass(frozen=True)
 class PhotosConfig:
-    images: str = _f("", "folder of raw photos (any size, colour or grey); a face is found, aligned and labelled in each")
-    labels: str = _f("", "optional CSV image,emotion (neutral faces set the annotator's zero); '' = none")
-    landmarker: str = _f("", "MediaPipe Face Landmarker bundle (.task with blendshapes)")
-    neutral_label: str = _f("neutral", "the emotion label of neutral faces in `labels`")
-    n_test: int = _f(120, "test people, one photo each: the evaluation's sources", min=2)
-    n_val: int = _f(64, "validation people, one photo each, disjoint from every other split: the learning curve's "
+    images: str = _param("", "folder of raw photos (any size, colour or grey); a face is found, aligned and labelled in each")
+    labels: str = _param("", "optional CSV image,emotion (neutral faces set the annotator's zero); '' = none")
+    landmarker: str = _param("", "MediaPipe Face Landmarker bundle (.task with blendshapes)")
+    neutral_label: str = _param("neutral", "the emotion label of neutral faces in `labels`")
+    n_test: int = _param(120, "test people, one photo each: the evaluation's sources", min=2)
+    n_val: int = _param(64, "validation people, one photo each, disjoint from every other split: the learning curve's "
                     "sources (0 = none; then train.curve_every must be 0)", min=0)
-    n_judge: int = _f(2000, "photos the AU judge trains on, of people no GAN sees (0 = the judge shares the "
+    n_judge: int = _param(2000, "photos the AU judge trains on, of people no GAN sees (0 = the judge shares the "
                       "GANs' training split)", min=0)
-    n_train: int = _f(0, "photos the GANs train on (0 = every photo left)", min=0)
-    max_per_identity: int = _f(10, "at most this many photos of one person in the judge and train splits", min=1)
-    pairs_per_test_image: int = _f(1, "evaluation edits per test photo (targets: other test photos' AUs)", min=1)
-    seed: int = _f(0, "seed of the splits and pairs", min=0)
-    workers: int = _f(2, "processes detecting faces (one Face Landmarker each)", min=1, max=256)
-    openface_images: str = _f("", "photos with OpenFace AUs, to check the annotator against ('' = no check)")
-    openface_aus: str = _f("", "their AU table (GANimation aus_openface.pkl, OpenFace CSV, or plain CSV)")
+    n_train: int = _param(0, "photos the GANs train on (0 = every photo left)", min=0)
+    max_per_identity: int = _param(10, "at most this many photos of one person in the judge and train splits", min=1)
+    pairs_per_test_image: int = _param(1, "evaluation edits per test photo (targets: other test photos' AUs)", min=1)
+    seed: int = _param(0, "seed of the splits and pairs", min=0)
+    workers: int = _param(2, "processes detecting faces (one Face Landmarker each)", min=1, max=256)
+    openface_images: str = _param("", "photos with OpenFace AUs, to check the annotator against ('' = no check)")
+    openface_aus: str = _param("", "their AU table (GANimation aus_openface.pkl, OpenFace CSV, or plain CSV)")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = _f("data/faces", "prepared dataset in the canonical on-disk format")
-    image_size: int = _f(64, "square side in px at which every stage works", min=16, max=1024)
-    source: str = _f("synthetic", "synthetic: render the embedded default; folder: your aligned crops and AU table; "
+    root: str = _param("data/faces", "prepared dataset in the canonical on-disk format")
+    image_size: int = _param(64, "square side in px at which every stage works", min=16, max=1024)
+    source: str = _param("synthetic", "synthetic: render the embedded default; folder: your aligned crops and AU table; "
                      "photos: raw photos, aligned and labelled with MediaPipe", choices=("synthetic", "folder", "photos"))
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     folder: FolderConfig = field(default_factory=FolderConfig)
@@ -91,103 +91,103 @@ class DataConfig:
 # -------------------------------------------------------------------------- model
 @dataclass(frozen=True)
 class ModelConfig:
-    generator: str = _f("dftnet", "generator family", choices=("dftnet", "ganimation"))
-    base_channels: int = _f(64, "channels after the 7x7 stem; doubled at each downsampling", min=4)
-    n_down: int = _f(2, "stride-2 convolutions in E (and upsamplings in F and T)", min=1, max=4)
-    n_res_blocks: int = _f(6, "residual blocks at the bottleneck", min=0)
-    texture: bool = _f(True, "DFT-Net: use the texture decoder T (false = warp_only: output X_a)")
-    skip: bool = _f(True, "DFT-Net: skip connections from E into T")
-    texture_upsample: str = _f("transpose", "DFT-Net: T's upsampling, 4x4 stride-2 transposed convs (GANimation's) "
+    generator: str = _param("dftnet", "generator family", choices=("dftnet", "ganimation"))
+    base_channels: int = _param(64, "channels after the 7x7 stem; doubled at each downsampling", min=4)
+    n_down: int = _param(2, "stride-2 convolutions in E (and upsamplings in F and T)", min=1, max=4)
+    n_res_blocks: int = _param(6, "residual blocks at the bottleneck", min=0)
+    texture: bool = _param(True, "DFT-Net: use the texture decoder T (false = warp_only: output X_a)")
+    skip: bool = _param(True, "DFT-Net: skip connections from E into T")
+    texture_upsample: str = _param("transpose", "DFT-Net: T's upsampling, 4x4 stride-2 transposed convs (GANimation's) "
                                "or nearest x2 resize + 3x3 conv", choices=("transpose", "resize"))
-    flow_deadzone: float = _f(0.0, "DFT-Net remedy (not in the paper): flow vectors shorter than this many pixels "
+    flow_deadzone: float = _param(0.0, "DFT-Net remedy (not in the paper): flow vectors shorter than this many pixels "
                               "become exactly 0 (soft threshold, gradient straight through), so untouched pixels are "
                               "copied, not resampled; 0 = the paper's warp", min=0.0)
-    attention_stretch: float = _f(0.0, "remedy (not in either paper): the attention sigmoid stretched by this much "
+    attention_stretch: float = _param(0.0, "remedy (not in either paper): the attention sigmoid stretched by this much "
                                   "beyond [0, 1] and clipped, so A reaches exactly 0 and 1 and the composite can pass "
                                   "a pixel through untouched; 0 = the plain sigmoid", min=0.0, max=1.0)
-    critic_channels: int = _f(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
-    critic_layers: int = _f(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
+    critic_channels: int = _param(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
+    critic_layers: int = _param(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
 
 
 # -------------------------------------------------------------------------- train
 @dataclass(frozen=True)
 class LambdaConfig:
-    gp: float = _f(10.0, "WGAN-GP gradient penalty, Eq. (6)", min=0.0)
-    adv: float = _f(1.0, "adversarial term, Eq. (6)", min=0.0)
-    cond: float = _f(4000.0, "AU conditional term, Eq. (7); applied / batch_size as GANimation's code", min=0.0)
-    cyc: float = _f(10.0, "cycle consistency, Eq. (8)", min=0.0)
-    tv: float = _f(1e-4, "total variation of the flow Phi, Eq. (9)", min=0.0)
-    att: float = _f(1.0, "attention term, Eq. (10) (GANimation: mean of its mask)", min=0.0)
-    att_tv: float = _f(0.0, "total variation of the attention mask (GANimation's mask smoothness)", min=0.0)
-    flow: float = _f(0.0, "remedy (not in the paper): mean length of the flow Phi in pixels, so that what should "
+    gp: float = _param(10.0, "WGAN-GP gradient penalty, Eq. (6)", min=0.0)
+    adv: float = _param(1.0, "adversarial term, Eq. (6)", min=0.0)
+    cond: float = _param(4000.0, "AU conditional term, Eq. (7); applied / batch_size as GANimation's code", min=0.0)
+    cyc: float = _param(10.0, "cycle consistency, Eq. (8)", min=0.0)
+    tv: float = _param(1e-4, "total variation of the flow Phi, Eq. (9)", min=0.0)
+    att: float = _param(1.0, "attention term, Eq. (10) (GANimation: mean of its mask)", min=0.0)
+    att_tv: float = _param(0.0, "total variation of the attention mask (GANimation's mask smoothness)", min=0.0)
+    flow: float = _param(0.0, "remedy (not in the paper): mean length of the flow Phi in pixels, so that what should "
                      "not move does not (Eq. (9) penalises only the flow's gradients); 0 = the paper's", min=0.0)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = _f(30, "passes over the training split", min=1)
-    decay_epochs: int = _f(10, "last epochs over which the learning rate decays linearly to 0", min=0)
-    batch_size: int = _f(16, "images per step", min=1)
-    lr: float = _f(1e-4, "Adam learning rate of the generator", min=0.0)
-    lr_critic: float = _f(1e-4, "Adam learning rate of the critic D (GANimation: the same as the generator's)", min=0.0)
-    beta1: float = _f(0.5, "Adam beta1", min=0.0, max=1.0)
-    beta2: float = _f(0.999, "Adam beta2", min=0.0, max=1.0)
-    n_critic: int = _f(5, "critic steps per generator step", min=1)
-    au_noise: float = _f(0.1, "uniform noise (in [0,1] AU units) added to target AUs, as GANimation", min=0.0)
-    flip: bool = _f(True, "random horizontal flips")
-    checkpoint_every: int = _f(5, "epochs between full-state checkpoints", min=1)
-    log_every: int = _f(10, "generator steps between log rows", min=1)
-    curve_every: int = _f(0, "generator steps between learning-curve points (the AU judge reads edits of "
+    epochs: int = _param(30, "passes over the training split", min=1)
+    decay_epochs: int = _param(10, "last epochs over which the learning rate decays linearly to 0", min=0)
+    batch_size: int = _param(16, "images per step", min=1)
+    lr: float = _param(1e-4, "Adam learning rate of the generator", min=0.0)
+    lr_critic: float = _param(1e-4, "Adam learning rate of the critic D (GANimation: the same as the generator's)", min=0.0)
+    beta1: float = _param(0.5, "Adam beta1", min=0.0, max=1.0)
+    beta2: float = _param(0.999, "Adam beta2", min=0.0, max=1.0)
+    n_critic: int = _param(5, "critic steps per generator step", min=1)
+    au_noise: float = _param(0.1, "uniform noise (in [0,1] AU units) added to target AUs, as GANimation", min=0.0)
+    flip: bool = _param(True, "random horizontal flips")
+    checkpoint_every: int = _param(5, "epochs between full-state checkpoints", min=1)
+    log_every: int = _param(10, "generator steps between log rows", min=1)
+    curve_every: int = _param(0, "generator steps between learning-curve points (the AU judge reads edits of "
                           "held-out pairs; it never gives gradients); 0 = no curve", min=0)
-    curve_pairs: int = _f(64, "held-out test pairs edited at each learning-curve point (the first ones)", min=1)
+    curve_pairs: int = _param(64, "held-out test pairs edited at each learning-curve point (the first ones)", min=1)
     lambdas: LambdaConfig = field(default_factory=LambdaConfig)
 
 
 # ------------------------------------------------------------------ judge, eval
 @dataclass(frozen=True)
 class JudgeConfig:
-    seed: int = _f(0, "seed of the AU judge's training", min=0)
-    epochs: int = _f(15, "passes over the training split", min=1)
-    batch_size: int = _f(32, "images per step", min=1)
-    lr: float = _f(1e-3, "Adam learning rate", min=0.0)
-    base_channels: int = _f(32, "channels of the first conv", min=4)
-    val_fraction: float = _f(0.15, "share of training identities held out for the judge's own quality", min=0.0, max=0.9)
+    seed: int = _param(0, "seed of the AU judge's training", min=0)
+    epochs: int = _param(15, "passes over the training split", min=1)
+    batch_size: int = _param(32, "images per step", min=1)
+    lr: float = _param(1e-3, "Adam learning rate", min=0.0)
+    base_channels: int = _param(32, "channels of the first conv", min=4)
+    val_fraction: float = _param(0.15, "share of training identities held out for the judge's own quality", min=0.0, max=0.9)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    seed: int = _f(0, "seed for bootstrap resampling and timing inputs", min=0)
-    batch_size: int = _f(64, "images per generator pass when editing", min=1)
-    bootstrap: int = _f(1000, "bootstrap resamples for 95% confidence intervals", min=10)
-    timing_runs: int = _f(50, "timed passes per batch size", min=5)
-    timing_warmup: int = _f(5, "untimed passes before timing", min=0)
-    timing_batch_sizes: list = _f([1, 64], "batch sizes timed")
-    fid_weights: str = _f("", "explicit path to pytorch-fid's pt_inception-2015-12-05 weights ('' = torch hub cache)")
-    lpips_weights: str = _f("", "explicit folder holding alexnet-owt-*.pth and lpips alex.pth ('' = standard locations)")
-    identity: bool = _f(True, "compute dlib identity distances (needs dlib-bin + face-recognition-models)")
+    seed: int = _param(0, "seed for bootstrap resampling and timing inputs", min=0)
+    batch_size: int = _param(64, "images per generator pass when editing", min=1)
+    bootstrap: int = _param(1000, "bootstrap resamples for 95% confidence intervals", min=10)
+    timing_runs: int = _param(50, "timed passes per batch size", min=5)
+    timing_warmup: int = _param(5, "untimed passes before timing", min=0)
+    timing_batch_sizes: list = _param([1, 64], "batch sizes timed")
+    fid_weights: str = _param("", "explicit path to pytorch-fid's pt_inception-2015-12-05 weights ('' = torch hub cache)")
+    lpips_weights: str = _param("", "explicit folder holding alexnet-owt-*.pth and lpips alex.pth ('' = standard locations)")
+    identity: bool = _param(True, "compute dlib identity distances (needs dlib-bin + face-recognition-models)")
 
 
 @dataclass(frozen=True)
 class ComputeConfig:
-    threads: int = _f(2, "intra-op CPU threads of the judge, timing, evaluate and report stages. Part of the "
+    threads: int = _param(2, "intra-op CPU threads of the judge, timing, evaluate and report stages. Part of the "
                       "result: float sums split over threads round differently, so it is fixed here, never "
                       "taken from the machine", min=1, max=256)
-    train_threads: int = _f(1, "intra-op CPU threads of one training run (part of its result, as threads); "
+    train_threads: int = _param(1, "intra-op CPU threads of one training run (part of its result, as threads); "
                             "seeds train in parallel, cores // train_threads at a time", min=1, max=256)
-    train_processes: int = _f(1, "processes one training run is spread over, data parallel (torchrun: gloo on the "
+    train_processes: int = _param(1, "processes one training run is spread over, data parallel (torchrun: gloo on the "
                               "CPU, nccl on GPUs); the global batch stays train.batch_size. 1 = one process, "
                               "and the seeds of a variant in parallel", min=1, max=1024)
-    deterministic: bool = _f(True, "torch.use_deterministic_algorithms on the CPU: a kernel without a "
+    deterministic: bool = _param(True, "torch.use_deterministic_algorithms on the CPU: a kernel without a "
                              "deterministic implementation stops the run instead of drifting")
-    precision: str = _f("auto", "training and timing numerics: fp32 (paper-faithful), bf16 (autocast; losses, "
+    precision: str = _param("auto", "training and timing numerics: fp32 (paper-faithful), bf16 (autocast; losses, "
                         "and warp still fp32), auto = bf16 on CUDA, fp32 on the CPU (dftnet/accel.py)",
                         choices=("auto", "fp32", "bf16"))
-    penalty_precision: str = _f("autocast", "under bf16: the gradient penalty's critic pass and double backward "
+    penalty_precision: str = _param("autocast", "under bf16: the gradient penalty's critic pass and double backward "
                                 "under autocast like the rest, or in fp32 (benchmarks/bench_precision.py measures "
                                 "both; docs/scaling.md)", choices=("autocast", "fp32"))
-    channels_last: str = _f("auto", "NHWC images and conv weights: enabled, disabled, auto = enabled on CUDA",
+    channels_last: str = _param("auto", "NHWC images and conv weights: enabled, disabled, auto = enabled on CUDA",
                             choices=("auto", "enabled", "disabled"))
-    compile: str = _f("auto", "torch.compile the generator (the critic stays eager: double backward): enabled, "
+    compile: str = _param("auto", "torch.compile the generator (the critic stays eager: double backward): enabled, "
                       "disabled, auto = enabled on CUDA", choices=("auto", "enabled", "disabled"))
 
 
@@ -196,8 +196,8 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    variants: dict = _f({}, "name -> partial override of the model and train sections")
-    seeds: list = _f([0], "training seeds; every variant is trained once per seed")
+    variants: dict = _param({}, "name -> partial override of the model and train sections")
+    seeds: list = _param([0], "training seeds; every variant is trained once per seed")
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
@@ -244,7 +244,7 @@ def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
     for name, value in data.items():
         tp, meta, key = hints[name], fields[name].metadata, f"{prefix}{name}"
         if dataclasses.is_dataclass(tp):
-            values[name] = from_mapping(tp, value, key + ".")
+            values[name] = from_mapping(cast(type, tp), value, key + ".")  # a field's type: a class, never an instance
         else:
             values[name] = _check_scalar(value, tp, meta, key)
     return cls(**values)

@@ -19,6 +19,7 @@ touched, and nothing chooses a checkpoint from these numbers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from dftnet.blocks import eval_mode
 from dftnet.data.aus import AU_MAX
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError
-from dftnet.eval.judge import judge_predict
+from dftnet.eval.judge import AUJudge, judge_predict
 from dftnet.imageops import aus_to_model, to_model, to_uint8
 
 CURVE = "curve.csv"
@@ -46,7 +47,8 @@ class LearningCurve:
                             "split (data.folder.val_ids, data.photos.n_val; synthetic data: run prepare again) or set "
                             "train.curve_every: 0")
         n = min(n_pairs, len(pairs))
-        self.path, self.judge, self.device = path, judge.to(device).eval(), device
+        # the caller's judge is the AU judge (an AUJudge), passed on as the nn.Module it is typed as in train
+        self.path, self.judge, self.device = path, cast(AUJudge, judge.to(device).eval()), device
         self.sources = ds.images[ds.index(pairs.source_ids[:n])]
         self.target = pairs.target_aus[:n].float()
         self.floor = float((judge_predict(self.judge, self.sources, device=device) - self.target).abs().mean())

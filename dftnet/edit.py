@@ -31,7 +31,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -105,9 +105,11 @@ class Target:
     def resolve(self, source: np.ndarray, like: np.ndarray | None) -> np.ndarray:
         """The target AUs (17) for a source whose own reading is ``source``."""
         if self.like is not None:
+            assert like is not None  # edit_photos reads the --like face whenever a like target is given
             return like.copy()
         out = source.copy()
-        for name, value in (self.aus or {name: self.strength for name in EXPRESSIONS[self.expression]}).items():
+        # without aus and like, __post_init__ leaves the expression: it is a str here
+        for name, value in (self.aus or {name: self.strength for name in EXPRESSIONS[cast(str, self.expression)]}).items():
             out[AU_INDEX[name]] = value
         return out
 
@@ -131,7 +133,7 @@ def photo_paths(items: Sequence[str | Path]) -> list[Path]:
             out += files
         else:
             out.append(item)
-    stems = {}
+    stems: dict[str, Path] = {}
     for p in out:
         if p.stem in stems:
             raise DataError(f"{p}: same name as {stems[p.stem]}; the outputs would overwrite each other")
@@ -276,10 +278,12 @@ def edit_photos(paths: list[Path], G, image_size: int, target: Target, out_dir: 
         raise DataError("edit: the source's AUs must be read (unnamed AUs keep them; the interpolation and the "
                         "change paste start from them) but no AU reader is available: prepare a photos dataset, "
                         "train the judge, or give every AU with --paste plain")
-    source = reader(seen) if need else np.zeros((len(found), N_AUS), np.float32)
+    # reader is not None where need holds (checked above)
+    source = cast("Callable[[np.ndarray], np.ndarray]", reader)(seen) if need else np.zeros((len(found), N_AUS), np.float32)
     like = None
     if target.like is not None:
         other = find([target.like], landmarker, image_size, face)[0]
+        assert reader is not None  # a --like target leaves AUs unnamed, so need held and the reader was checked
         like = reader(luminance(other.crop[None]) if colour == "luminance" else other.crop[None])[0]
     goal = np.stack([target.resolve(s, like) for s in source]).astype(np.float32)
     w = frame_weights(steps)

@@ -33,6 +33,7 @@ def _dvc(dvc: str, args: list[str], cwd: Path, echo=None) -> str:
     """``dvc <args>``'s output (stdout and stderr); ``echo``: a stream to pass each line on to as
     it comes. A failure is one line: dvc's last."""
     proc = subprocess.Popen([dvc, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
     lines = []
     for line in proc.stdout:
         lines.append(line)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 
@@ -27,20 +27,16 @@ from dftnet.data.dataset import FaceDataset  # noqa: E402
 from dftnet.errors import DataError  # noqa: E402
 from dftnet.eval.paired import box_to_slices  # noqa: E402
 from dftnet.imageops import aus_to_model, to_model, to_uint8  # noqa: E402
-
-NAMES = {"dftnet": "DFT-Net", "ganimation": "GANimation"}
+from dftnet.blocks import eval_mode  # noqa: E402
+from dftnet.losses import D_TERMS, G_TERMS  # noqa: E402
+from dftnet.results import NAMES, display_name as _name  # noqa: E402
 AU45 = AU_INDEX["AU45"]
 EYES_OPEN_BELOW = 1.0  # AU45 intensity (0-5) under which a source counts as eyes open
 EYES_CLOSED_ABOVE = 2.5  # ... and above which as eyes closed
-LOSS_COLUMNS = ("d_adv", "d_gp", "d_cond", "g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
 Cell = np.ndarray | None  # H x W x 3 uint8 (colour) or H x W float in [0, 1] (a mask); None: blank
 
 
 # ----------------------------------------------------------------------- helpers
-def _name(key: str) -> str:
-    return NAMES.get(key, key)
-
-
 def _ordered(gens: Mapping[str, nn.Module]) -> list[str]:
     """DFT-Net, then GANimation, then the other variants in the caller's order."""
     return [k for k in NAMES if k in gens] + [k for k in gens if k not in NAMES]
@@ -54,16 +50,15 @@ def interpolate_aus(source_aus: torch.Tensor, target_aus: torch.Tensor, alpha: f
 @contextlib.contextmanager
 def _evaluating(gens: Sequence[nn.Module], device: str = "cpu"):
     """Eval mode on ``device`` for the block; the caller's modes and devices come back afterwards."""
-    modes = [g.training for g in gens]
     homes = [next(g.parameters(), torch.empty(0)).device for g in gens]
     try:
         for g in gens:
-            g.eval().to(device)
-        with torch.inference_mode():
+            g.to(device)
+        with eval_mode(*gens), torch.inference_mode():
             yield
     finally:
-        for g, m, home in zip(gens, modes, homes):
-            g.train(m).to(home)
+        for g, home in zip(gens, homes):
+            g.to(home)
 
 
 def _run(gen: nn.Module, images: torch.Tensor, aus: torch.Tensor, device: str):
@@ -187,6 +182,7 @@ def fig3_eyelids(gens: dict[str, nn.Module], ds: FaceDataset, out_path: Path, ey
 # ------------------------------------------------------------------- Fig. 4
 def _target_cell(ds: FaceDataset, p: int) -> Cell:
     pairs = ds.pairs
+    assert pairs is not None  # fig4_intermediate checked
     if pairs.target_ids[p]:
         return _rgb(ds.images[ds.index([pairs.target_ids[p]])[0]])
     return None if pairs.gt is None else _rgb(pairs.gt[p])
@@ -215,6 +211,7 @@ def fig4_intermediate(dftnet_gen: nn.Module, ganimation_gen: nn.Module, ds: Face
                _rgb(g.parts["C"][i]) if "C" in g.parts else None,
                _mask(g.attention[i]), _rgb(g.image[i])]
         if show_gt:
+            assert pairs.gt is not None  # show_gt
             row.append(_rgb(pairs.gt[p]))
         cells.append(row)
     titles = ["source", "target" if from_images else "target\n(ground truth)", "aligned X_a", "texture B",
@@ -278,7 +275,7 @@ def training_curves(logs: dict[str, Path], out_path: Path, smooth: int = 0) -> N
     frames = {label: read_log(p) for label, p in logs.items()}
     if not frames:
         raise DataError("training_curves: no logs given")
-    terms = [c for c in LOSS_COLUMNS  # losses only: throughput is wall-clock, kept out of the reports
+    terms = [c for c in D_TERMS + G_TERMS  # losses only: throughput is wall-clock, kept out of the reports
              if any(c in df.columns and df[c].notna().any() for df in frames.values())]
     if not terms:
         raise DataError("training_curves: no loss column has a value in any log")
@@ -306,7 +303,7 @@ def training_curves(logs: dict[str, Path], out_path: Path, smooth: int = 0) -> N
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    legend = {}
+    legend: dict[str, Any] = {}  # label -> handle
     for ax in axes.flat:
         legend.update(zip(*reversed(ax.get_legend_handles_labels())))
     names, handles = list(legend), list(legend.values())
@@ -404,3 +401,24 @@ def au_response(runs, out_path: Path) -> None:
     axes[0].legend(fontsize=8, ncol=4, frameon=False)
     fig.tight_layout()
     _save(fig, out_path)
+
+
+def report_figures(runs, gens: dict[str, nn.Module], ds: FaceDataset, run_dirs: dict[str, Path], fig_dir: Path) -> None:
+    """The report stage's figure grids: ``gens`` one generator per variant (the first seed),
+    ``run_dirs`` every run's folder by label (``"dftnet/seed0"``), for the training and learning
+    curves. Fig. 4 needs both DFT-Net and GANimation; the learning curves, every run's curve.csv."""
+    from dftnet.data.synth import REGIONS
+    from dftnet.data.synth_dataset import ground_truth_renderer
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    au_response(runs, fig_dir / "au_response.png")
+    fig3_eyelids(gens, ds, fig_dir / "fig3_eyelids.png", REGIONS["eyes"], ground_truth=ground_truth_renderer(ds))
+    if "dftnet" in gens and "ganimation" in gens:
+        assert ds.pairs is not None  # the evaluated dataset has its test pairs
+        fig4_intermediate(gens["dftnet"], gens["ganimation"], ds, list(range(min(4, len(ds.pairs)))),
+                          fig_dir / "fig4_intermediate.png")
+    fig5_interpolation(gens, ds, fig_dir / "fig5_interpolation.png")
+    training_curves({label: d / "log.csv" for label, d in run_dirs.items()}, fig_dir / "training_curves.png")
+    curves = {label: d / "curve.csv" for label, d in run_dirs.items()}
+    if all(p.exists() for p in curves.values()):
+        learning_curves(curves, fig_dir / "learning_curves.png")

@@ -9,6 +9,7 @@ is one entry in :data:`GENERATORS`.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -59,7 +60,9 @@ PAPER_SIZE = {"image_size": 128, "base_channels": 64, "n_res_blocks": 6, "n_down
 
 def at_paper_size(cfg: ModelConfig) -> tuple[ModelConfig, int]:
     """``cfg`` with the paper's widths and depths (its variant switches kept), and the paper's image size."""
-    return dataclasses.replace(cfg, **{k: v for k, v in PAPER_SIZE.items() if k != "image_size"}), PAPER_SIZE["image_size"]
+    # Any: mypy checks each ** value against every field of ModelConfig, not the keys given
+    sizes = cast("dict[str, Any]", {k: v for k, v in PAPER_SIZE.items() if k != "image_size"})
+    return dataclasses.replace(cfg, **sizes), PAPER_SIZE["image_size"]
 
 
 def generator_cost(cfg: ModelConfig, image_size: int) -> dict:

@@ -1,10 +1,12 @@
-"""One training run over N data-parallel processes: the program ``torchrun`` starts on each rank.
+"""One training run over N data-parallel processes: :func:`launch_distributed` starts ``torchrun``,
+and :func:`main` is the program it starts on each rank.
 
     python -m torch.distributed.run --standalone --nproc_per_node N -m dftnet.launch \\
         --config run.json --data data/faces --out runs/dftnet/seed0 [--judge judge/judge.pt]
 
-:func:`dftnet.stages.train_variant` writes ``run.json`` (the resolved run config) and starts
-this when ``compute.train_processes`` > 1; see :mod:`dftnet.distributed` for what each rank does.
+:func:`dftnet.stages.train_variant` calls :func:`launch_distributed` when
+``compute.train_processes`` > 1; it writes ``run.json`` (the resolved run config) and starts
+this; see :mod:`dftnet.distributed` for what each rank does.
 """
 
 from __future__ import annotations
@@ -13,10 +15,53 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dftnet.config import Params, RunConfig
+
+
+def launch_distributed(params: Params, run: RunConfig, out: Path, device: str | None, threads: int, judge_path: Path | None,
+                       epochs_this_session: int | None = None, wall_clock: Path | None = None) -> None:
+    """Train one run over ``compute.train_processes`` data-parallel processes (``torchrun``,
+    :mod:`dftnet.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
+    child is not shown, so a failure is still one line."""
+    import dataclasses
+    import os
+    import subprocess
+    import tempfile
+
+    from dftnet.errors import DataError
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".launch-") as tmp:
+        spec, compute = Path(tmp) / "run.json", Path(tmp) / "compute.json"
+        spec.write_text(json.dumps(run.to_dict()), encoding="utf-8")
+        compute.write_text(json.dumps(dataclasses.asdict(params.compute)), encoding="utf-8")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={params.compute.train_processes}", "-m", "dftnet.launch", "--config", str(spec),
+               "--compute", str(compute),
+               "--data", str(params.data.root), "--out", str(out), "--threads", str(threads)]
+        cmd += ["--judge", str(judge_path)] if judge_path is not None else []
+        cmd += ["--wall-clock", str(wall_clock)] if wall_clock is not None else []
+        cmd += ["--device", device] if device else []
+        cmd += [] if params.compute.deterministic else ["--no-deterministic"]
+        cmd += ["--epochs-this-session", str(epochs_this_session)] if epochs_this_session else []
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        errors = []
+        assert proc.stderr is not None  # stderr=PIPE
+        for line in proc.stderr:
+            if line.startswith("error: "):
+                errors.append(line.strip()[len("error: "):])
+            elif line.startswith("epoch "):
+                print(line, end="", file=sys.stderr)  # rank 0's progress lines; torchrun's own chatter is dropped
+        if proc.wait() != 0:
+            raise DataError(errors[0] if errors else f"{out}: distributed training failed (torchrun exit {proc.returncode})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dftnet.cli import guarded
+    from dftnet.errors import guarded
 
     p = argparse.ArgumentParser(prog="python -m dftnet.launch")
     p.add_argument("--config", required=True, help="resolved run config (JSON, RunConfig.to_dict)")
@@ -28,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     p.add_argument("--no-deterministic", action="store_true")
-    p.add_argument("--stop-after-epochs", type=int, default=None, help="end early, resumable (tests)")
+    p.add_argument("--epochs-this-session", type=int, default=None, help="train at most this many more epochs, resumable")
     args = p.parse_args(argv)
 
     def run() -> None:
@@ -46,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             from dftnet.eval.judge import load_judge
 
             judge = load_judge(args.judge, numerics.pick_device(args.device))
-        train(cfg, load_dataset(args.data), Path(args.out), args.device, args.stop_after_epochs, judge, compute,
+        train(cfg, load_dataset(args.data), Path(args.out), args.device, args.epochs_this_session, judge, compute,
               wall_clock=args.wall_clock)
 
     return guarded(run)

@@ -12,6 +12,11 @@ from typing import Callable
 
 import torch
 
+# Stable names of the (unweighted) terms training computes and logs, critic then generator; a
+# term whose lambda is 0 is not computed and its log column stays empty.
+D_TERMS = ("d_adv", "d_gp", "d_cond")
+G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
+
 
 # ------------------------------------------------------------------ Eq. (6), WGAN-GP
 def critic_wgan_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The pipeline's steps as library functions: params and paths in, declared outputs out.
 
-Each DVC stage (``dvc.yaml``) and each ``dftnet`` subcommand is one call into this module,
-so the pipeline runs, and can be tested, without DVC.
+Each DVC stage (``dvc.yaml``) is one call into this module, so the pipeline runs, and can be
+tested, without DVC; the ``dftnet`` subcommands that are not stages live in :mod:`dftnet.commands`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from dftnet import atomic
 from dftnet.config import Params, load_params, resolve_model, resolve_variant
-from dftnet.errors import ConfigError, DataError
+from dftnet.errors import DataError
 
 
 # Every tracked file a repro writes from the clock (the timing stage's); nothing else differs
@@ -109,14 +109,16 @@ def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
 
 
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
-               judge_path: Path | None, wall_clock: Path | None = None) -> None:
+               judge_path: Path | None, wall_clock: Path | None = None, epochs_this_session: int | None = None) -> None:
     from dftnet import numerics
     from dftnet.eval.judge import load_judge
     from dftnet.train import train
 
     run = resolve_variant(params, variant, seed)
     if params.compute.train_processes > 1:
-        launch_distributed(params, run, out, device, threads, judge_path, wall_clock=wall_clock)
+        from dftnet.launch import launch_distributed
+
+        launch_distributed(params, run, out, device, threads, judge_path, epochs_this_session, wall_clock)
         return
     numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     judge = None
@@ -125,43 +127,7 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
             raise DataError(f"{judge_path}: the AU judge that draws the learning curve is missing; train it first "
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
         judge = load_judge(judge_path, torch.device("cpu"))  # the run moves it to the device it claims
-    train(run, dataset(params), out, device, judge=judge, compute=params.compute, wall_clock=wall_clock)
-
-
-def launch_distributed(params: Params, run, out: Path, device: str | None, threads: int, judge_path: Path | None,
-                       stop_after_epochs: int | None = None, wall_clock: Path | None = None) -> None:
-    """Train one run over ``compute.train_processes`` data-parallel processes (``torchrun``,
-    :mod:`dftnet.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
-    child is not shown, so a failure is still one line."""
-    import dataclasses
-    import json
-    import subprocess
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".launch-") as tmp:
-        spec, compute = Path(tmp) / "run.json", Path(tmp) / "compute.json"
-        spec.write_text(json.dumps(run.to_dict()), encoding="utf-8")
-        compute.write_text(json.dumps(dataclasses.asdict(params.compute)), encoding="utf-8")
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={params.compute.train_processes}", "-m", "dftnet.launch", "--config", str(spec),
-               "--compute", str(compute),
-               "--data", str(params.data.root), "--out", str(out), "--threads", str(threads)]
-        cmd += ["--judge", str(judge_path)] if judge_path is not None else []
-        cmd += ["--wall-clock", str(wall_clock)] if wall_clock is not None else []
-        cmd += ["--device", device] if device else []
-        cmd += [] if params.compute.deterministic else ["--no-deterministic"]
-        cmd += ["--stop-after-epochs", str(stop_after_epochs)] if stop_after_epochs else []
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-        errors = []
-        for line in proc.stderr:
-            if line.startswith("error: "):
-                errors.append(line.strip()[len("error: "):])
-            elif line.startswith("epoch "):
-                print(line, end="", file=sys.stderr)  # rank 0's progress lines; torchrun's own chatter is dropped
-        if proc.wait() != 0:
-            raise DataError(errors[0] if errors else f"{out}: distributed training failed (torchrun exit {proc.returncode})")
+    train(run, dataset(params), out, device, epochs_this_session, judge, params.compute, wall_clock)
 
 
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
@@ -180,7 +146,8 @@ def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
 
 
 def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None,
-                  judge_path: str | Path | None = "judge/judge.pt", logs_root: str | Path = "logs") -> None:
+                  judge_path: str | Path | None = "judge/judge.pt", logs_root: str | Path = "logs",
+                  epochs_this_session: int | None = None) -> None:
     """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
@@ -189,6 +156,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     images/s) beside ``runs_root`` (:func:`dftnet.train.wall_clock_path`), outside the hashed outputs.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
+    ``epochs_this_session``: train at most this many more epochs per seed, then stop, resumable
+    (a machine lent for a limited time); the same call again goes on from the checkpoints.
     """
     from dftnet.generators import build_critic, build_generator
     from dftnet.numerics import pick_device
@@ -210,7 +179,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
         workers = min(len(jobs), torch.cuda.device_count()) if dev.index is None else 1
     if workers == 1:
         for job, clock in zip(jobs, clocks):
-            _train_one(*job, threads=threads, judge_path=judge_path, wall_clock=clock)
+            _train_one(*job, threads=threads, judge_path=judge_path, wall_clock=clock,
+                       epochs_this_session=epochs_this_session)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -219,8 +189,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path, wall_clock=clock)
-                       for job, clock in zip(jobs, clocks)]
+            futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path, wall_clock=clock,
+                                   epochs_this_session=epochs_this_session) for job, clock in zip(jobs, clocks)]
             for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
     logs_root = Path(logs_root)
@@ -370,135 +340,15 @@ def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path
 
 
 def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, out_dir: Path) -> None:
-    from dftnet import figures
     from dftnet.checkpoints import load_trained
     from dftnet.claims import Bootstrap
-    from dftnet.data.synth import REGIONS
-    from dftnet.data.synth_dataset import ground_truth_renderer
+    from dftnet.figures import report_figures
     from dftnet.report import build_report
 
     paths = [eval_root / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
     runs = build_report(paths, judge_dir / "report.json", out_dir, boot)
-    ds = dataset(params)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    figures.au_response(runs, fig_dir / "au_response.png")
-    figures.fig3_eyelids(gens, ds, fig_dir / "fig3_eyelids.png", REGIONS["eyes"],
-                         ground_truth=ground_truth_renderer(ds))
-    if "dftnet" in gens and "ganimation" in gens:
-        figures.fig4_intermediate(gens["dftnet"], gens["ganimation"], ds, list(range(min(4, len(ds.pairs)))),
-                                  fig_dir / "fig4_intermediate.png")
-    figures.fig5_interpolation(gens, ds, fig_dir / "fig5_interpolation.png")
-    logs = {f"{v}/seed{s}": runs_root / v / f"seed{s}" / "log.csv" for v in params.variants for s in params.seeds}
-    figures.training_curves(logs, fig_dir / "training_curves.png")
-    curves = {f"{v}/seed{s}": runs_root / v / f"seed{s}" / "curve.csv" for v in params.variants for s in params.seeds}
-    if all(p.exists() for p in curves.values()):
-        figures.learning_curves(curves, fig_dir / "learning_curves.png")
-
-
-def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None) -> None:
-    """The whole benchmark outside DVC, for a params file of its own (the real faces:
-    ``params-real.yaml``): prepare, the annotator's validity (photos), the judge, every variant
-    and seed, timing, evaluation, the report. Everything goes under ``work`` (runs, judge, eval,
-    metrics, logs) except the reports, under ``reports_dir``. Training resumes from checkpoints,
-    so a stopped bench picks up where it was by running the same command again."""
-    work, reports_dir = Path(work), Path(reports_dir)
-    step = lambda what: print(f"bench: {what}", file=sys.stderr)  # noqa: E731
-    step(f"prepare -> {params.data.root}")
-    prepare(params)
-    if params.data.source == "photos":
-        step(f"annotator validity -> {annotator_md or reports_dir / 'annotator.md'}")
-        annotator_report(params, annotator_md or reports_dir / "annotator.md", work / "metrics" / "annotator.json")
-    step("judge")
-    train_judge(params, work / "judge", work / "metrics" / "judge.json")
-    for variant in params.variants:
-        step(f"train {variant} (seeds {params.seeds})")
-        train_variant(params, variant, work / "runs", None, work / "judge" / "judge.pt", work / "logs")
-    step("timing")
-    timing(params, work / "eval" / "timing.json", work / "metrics" / "timing.json")
-    for variant in params.variants:
-        step(f"evaluate {variant}")
-        evaluate_variant(params, variant, work / "runs", work / "judge", work / "eval", work / "metrics")
-    step(f"report -> {reports_dir}")
-    report(params, work / "runs", work / "eval", work / "judge", reports_dir)
-
-
-def fan_out(params: Params, jobs: int, variants: list[str] | None = None, repro: bool = True) -> dict:
-    """Train every variant at once through DVC's queue, ``jobs`` at a time, then ``dvc repro``
-    (:mod:`dftnet.fanout`). Run in the project folder; ``variants``: default all of them."""
-    from dftnet.fanout import train_in_parallel
-
-    variants = variants or list(params.variants)
-    unknown = [v for v in variants if v not in params.variants]
-    if unknown:
-        raise ConfigError(f"--variants: {unknown[0]} is not a variant (known: {', '.join(params.variants)})")
-    beside = Path(sys.executable).with_name("dvc")
-    return train_in_parallel(variants, jobs, Path.cwd(), str(beside) if beside.exists() else "dvc", repro=repro)
-
-
-def au_reader(params: Params, data_root: str | Path | None, judge_path: str | Path | None, image_size: int,
-              device) -> tuple[object, object]:
-    """(reader, closer) reading AUs off aligned uint8 N x S x S x 3 crops: the MediaPipe AU proxies
-    with the calibration of a prepared photos dataset (``data_root``, default ``data.root``), else
-    the suite's judge (``judge_path``), else (None, None)."""
-    from dftnet.data.canonical import read_meta
-    from dftnet.data.photos import annotator_for
-
-    root = Path(data_root or params.data.root)
-    meta = read_meta(root) if (root / "meta.json").is_file() else {}
-    ann = annotator_for(meta, params.data.photos.landmarker or None, str(root / "meta.json"))
-    if ann is not None:
-        return (lambda crops: ann.read(crops.transpose(0, 3, 1, 2))[0]), ann.close
-    if judge_path is not None and Path(judge_path).is_file():
-        from dftnet.eval.judge import judge_predict, load_judge
-
-        judge = load_judge(judge_path, device)
-        if judge.image_size != image_size:
-            raise DataError(f"{judge_path}: the judge reads {judge.image_size} px, the run edits {image_size} px")
-        return (lambda crops: judge_predict(judge, torch.from_numpy(crops).permute(0, 3, 1, 2), 64, device).numpy()), None
-    return None, None
-
-
-def edit(params: Params, photos: list[str], run_dir: str | Path | None, out_dir: str | Path, aus: str | None = None,
-         expression: str | None = None, like: str | None = None, strength: float = 3.0, steps: int = 1,
-         gif: bool = False, crop: bool = False, face: str | None = None, batch_size: int = 16,
-         device: str | None = None, data_root: str | Path | None = None,
-         judge_path: str | Path | None = "judge/judge.pt", landmarker: str | None = None, paste: str = "change",
-         colour: str = "auto") -> list[Path]:
-    """``dftnet edit``: a trained run's generator on your own photos (:mod:`dftnet.edit`). The target
-    is one of ``aus`` (``"AU12=3,AU06=2"``), ``expression`` (at ``strength``) or ``like`` (a photo).
-    ``run_dir`` None: the shipped real-face generator (``dftnet.edit.SHIPPED``), whose folder also
-    holds the AU proxies' calibration. ``paste``: change | plain; ``colour``: auto | luminance | rgb."""
-    from dftnet.data.faces import Landmarker
-    from dftnet.edit import PASTES, SHIPPED, Target, edit_photos, load_generator, parse_aus, photo_paths, resolve_colour
-    from dftnet.numerics import pick_device
-
-    if steps < 1 or batch_size < 1:
-        raise DataError("edit: --steps and --batch-size must be at least 1")
-    if paste not in PASTES:
-        raise DataError(f"--paste: {paste!r} is not one of {', '.join(PASTES)}")
-    target = Target(aus=parse_aus(aus) if aus is not None else None, expression=expression, strength=strength,
-                    like=Path(like) if like else None)
-    run_dir = Path(run_dir) if run_dir is not None else SHIPPED
-    if data_root is None and (run_dir / "meta.json").is_file():  # an exported generator carries its calibration
-        data_root = run_dir
-    colour = resolve_colour(colour, data_root or params.data.root)
-    dev = pick_device(device)
-    paths = photo_paths(photos)
-    G, run = load_generator(run_dir, dev)
-    bundle = landmarker or params.data.photos.landmarker
-    if not bundle:
-        raise DataError("edit: no Face Landmarker bundle; set data.photos.landmarker or pass --landmarker")
-    needs = target.needs_reading or steps > 1 or paste == "change"
-    reader, close = au_reader(params, data_root, judge_path, run.image_size, dev) if needs else (None, None)
-    try:
-        with Landmarker(bundle, max_faces=8) as lm:
-            return edit_photos(paths, G, run.image_size, target, Path(out_dir), reader, lm, steps, gif, crop, face,
-                               batch_size, dev, paste=paste, colour=colour)
-    finally:
-        if close is not None:
-            close()
-
+    run_dirs = {f"{v}/seed{s}": runs_root / v / f"seed{s}" for v in params.variants for s in params.seeds}
+    report_figures(runs, gens, dataset(params), run_dirs, out_dir / "figures")

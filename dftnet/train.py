@@ -21,47 +21,33 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator, cast
 
 import torch
 from torch import nn
 
-from dftnet import accel, atomic, csvlog, distributed, losses, safeload
+from dftnet import accel, atomic, csvlog, distributed, losses
 from dftnet.accel import Fast
+from dftnet.blocks import GeneratorOutput
 from dftnet.config import ComputeConfig, LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.distributed import World
-from dftnet.errors import DataError, TrainingDiverged, first_line
+from dftnet.errors import DataError, TrainingDiverged
 from dftnet.imageops import aus_to_model, to_model
-from dftnet.checkpoints import CHECKPOINT, read_checkpoint
+from dftnet.losses import D_TERMS, G_TERMS
+from dftnet.checkpoints import CHECKPOINT, TrainState, read_checkpoint, restore, save_checkpoint
 from dftnet.generators import build_critic, build_generator
 from dftnet.numerics import pick_device
 
 LOG = "log.csv"
-# Stable names of the logged (unweighted) terms; a term whose lambda is 0 stays empty.
-D_TERMS = ("d_adv", "d_gp", "d_cond")
-G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
 LOG_COLUMNS = ("step", "epoch", "lr") + D_TERMS + G_TERMS
 # Wall-clock values (throughput, seconds) differ between identical runs, so they stay out of the
 # run folder (a hashed DVC output): see :func:`wall_clock_path`.
 WALL_CLOCK_KEYS = ("train_seconds_this_session", "critic_images_per_s", "images_per_s_by_step")
-
-
-@dataclass
-class TrainState:
-    """Everything that defines where a run is; saved whole in each checkpoint."""
-
-    G: nn.Module
-    D: nn.Module
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    sched_G: torch.optim.lr_scheduler.LambdaLR
-    sched_D: torch.optim.lr_scheduler.LambdaLR
-    rng: torch.Generator
-    epoch: int = 0  # epochs completed
-    step: int = 0  # generator steps completed
+# Every generator family's ``regularisers(out, active)`` (TrainState.G is typed as a plain nn.Module).
+Regularisers = Callable[[GeneratorOutput, set[str]], dict[str, torch.Tensor]]
 
 
 def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
@@ -91,52 +77,13 @@ def build_state(run: RunConfig, device: torch.device) -> TrainState:
     return TrainState(G, D, opt_G, opt_D, schedule(opt_G), schedule(opt_D), rng)
 
 
-# ----------------------------------------------------------------- checkpoints
-def save_checkpoint(state: TrainState, run: RunConfig, path: Path, fast: Fast = Fast()) -> None:
-    """Full state as plain tensors and dicts (no pickled classes), written atomically; ``fast``:
-    the precision is kept, since a run resumes only in the precision it started with."""
-    payload = {
-        "format": 1,
-        "config": run.to_dict(),
-        "precision": fast.precision,
-        "epoch": state.epoch,
-        "step": state.step,
-        "G": state.G.state_dict(),
-        "D": state.D.state_dict(),
-        "opt_G": state.opt_G.state_dict(),
-        "opt_D": state.opt_D.state_dict(),
-        "sched_G": state.sched_G.state_dict(),
-        "sched_D": state.sched_D.state_dict(),
-        "rng_loop": state.rng.get_state(),
-        "rng_torch": torch.get_rng_state(),
-    }
-    atomic.write_with(path, lambda tmp: torch.save(payload, tmp))
-
-
-def restore(state: TrainState, ckpt: dict, path: Path) -> None:
-    """Resume from ``ckpt`` (read from ``path``); a weight that does not fit or is not finite,
-    or optimiser state that does not load, stops with one line naming the file."""
-    safeload.load_weights(state.G, ckpt["G"], path, "generator")
-    safeload.load_weights(state.D, ckpt["D"], path, "critic")
-    try:
-        state.opt_G.load_state_dict(ckpt["opt_G"])
-        state.opt_D.load_state_dict(ckpt["opt_D"])
-        state.sched_G.load_state_dict(ckpt["sched_G"])
-        state.sched_D.load_state_dict(ckpt["sched_D"])
-        state.rng.set_state(ckpt["rng_loop"])
-        torch.set_rng_state(ckpt["rng_torch"])
-        state.epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise DataError(f"{path}: the checkpoint's training state does not load ({type(err).__name__}: {first_line(err)})") from None
-
-
 # ---------------------------------------------------------------------- losses
 def weighted_total(terms: dict[str, torch.Tensor], lam: LambdaConfig, batch_size: int) -> torch.Tensor:
     """The one place the lambdas are applied. ``cond`` is divided by the batch size, as
     GANimation's official code does (see baselines/PORTING.md)."""
     weight = {"adv": lam.adv, "gp": lam.gp, "cond": lam.cond / batch_size, "cyc": lam.cyc,
               "tv": lam.tv, "att": lam.att, "att_tv": lam.att_tv, "flow": lam.flow}
-    return sum(weight[name.split("_", 1)[1]] * value for name, value in terms.items())
+    return cast(torch.Tensor, sum(weight[name.split("_", 1)[1]] * value for name, value in terms.items()))  # terms: never empty
 
 
 def draw_alpha(state: TrainState, n: int, device: torch.device, lam: LambdaConfig) -> torch.Tensor | None:
@@ -156,6 +103,7 @@ def critic_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: tor
     terms = {"d_adv": losses.critic_wgan_loss(d_real, d_fake)}
     if lam.gp:
         alpha = alpha if alpha is not None else draw_alpha(state, x.shape[0], x.device, lam)
+        assert alpha is not None  # drawn when gp is on
         with accel.penalty_precision(fast, x.device):
             terms["d_gp"] = losses.gradient_penalty(lambda z: state.D(z)[0], x, fake, alpha)
     if lam.cond:
@@ -177,12 +125,12 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
     terms = {"g_adv": losses.generator_wgan_loss(d_fake)}
     if lam.cond:
         terms["g_cond"] = losses.au_condition_loss(c_fake, y_t)
-    regs = state.G.regularisers(out, active)
+    regs = cast(Regularisers, state.G.regularisers)(out, active)
     if lam.cyc:
         rec = state.G(out.image, y_s)
         terms["g_cyc"] = losses.cycle_loss(x, rec.image)
         if state.G.regularise_cycle_pass:
-            rec_regs = state.G.regularisers(rec, active)
+            rec_regs = cast(Regularisers, state.G.regularisers)(rec, active)
             regs = {k: v + rec_regs[k] for k, v in regs.items()}
     terms.update({f"g_{k}": v for k, v in regs.items()})
     return terms
@@ -223,7 +171,7 @@ class Log:
             self.steps.setdefault(k, []).append(step)
         self.images += images
 
-    def flush(self, step: int, epoch: int, lr: float) -> dict:
+    def flush(self, step: int, epoch: int, lr: float | torch.Tensor) -> dict:
         """Write one row (means since the last row); raise if any term went non-finite."""
         values = {k: distributed.mean_over_ranks(torch.stack(v), self.world).cpu() for k, v in self.pending.items()}
         first = []  # (generator step, term, value) of each term's first non-finite value
@@ -252,14 +200,15 @@ def progress_line(row: dict, epochs: int) -> str:
 
 # -------------------------------------------------------------------------- loop
 def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | None = None,
-          stop_after_epochs: int | None = None, judge: nn.Module | None = None, compute: ComputeConfig | None = None,
+          epochs_this_session: int | None = None, judge: nn.Module | None = None, compute: ComputeConfig | None = None,
           wall_clock: str | Path | None = None) -> dict:
     """Train one variant and seed into ``out_dir``, resuming from its checkpoint if present.
 
     ``judge``: the independent AU judge; with ``train.curve_every`` > 0 it reads edits of
     held-out pairs every that many generator steps into ``out_dir/curve.csv`` (the learning
     curve; it is only read, never gives gradients or picks checkpoints).
-    ``stop_after_epochs`` ends the process early (tests of resume); the run stays resumable.
+    ``epochs_this_session``: train at most this many more epochs, then return ``{}`` with the run
+    resumable (a machine lent for a limited time; the same call again goes on).
     ``compute``: the fast-path params (precision, channels_last, compile; :mod:`dftnet.accel`),
     resolved for the device; the defaults (``auto``) when not given.
     Returns the run summary written to ``out_dir/train_summary.json`` together with the
@@ -274,18 +223,18 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     out_dir, world = Path(out_dir), distributed.from_env()
     compute = compute or ComputeConfig()
     if not world.main:
-        return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute, wall_clock)
+        return _train(run, ds, out_dir, device, epochs_this_session, judge, world, compute, wall_clock)
     with atomic.exclusive(out_dir, "training"):
         fresh = not (out_dir / CHECKPOINT).exists()
         try:
-            return _train(run, ds, out_dir, device, stop_after_epochs, judge, world, compute, wall_clock)
+            return _train(run, ds, out_dir, device, epochs_this_session, judge, world, compute, wall_clock)
         except BaseException:
             if fresh and not (out_dir / CHECKPOINT).exists():
                 shutil.rmtree(out_dir, ignore_errors=True)
             raise
 
 
-def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, stop_after_epochs: int | None,
+def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, epochs_this_session: int | None,
            judge: nn.Module | None, world: World, compute: ComputeConfig, wall_clock: str | Path | None = None) -> dict:
     """The loop of :func:`train`, inside its lock."""
     out_dir, dev, t = Path(out_dir), distributed.device_of(world, pick_device(device)), run.train
@@ -339,7 +288,7 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
             idx = perm[it * t.batch_size:(it + 1) * t.batch_size]
             x, y_s, y_t = draw_batch(images, aus, idx, state, t.flip, t.au_noise)  # the global batch,
             alpha = draw_alpha(state, idx.shape[0], dev, t.lambdas)  # then this rank's shard of it
-            x, y_s, y_t, alpha = map(world.shard, (x, y_s, y_t, alpha))
+            x, y_s, y_t, alpha = cast(Iterator[Any], map(world.shard, (x, y_s, y_t, alpha)))  # a tensor stays a tensor
             x = accel.images(fast, x)
             with autocast:  # 3. critic step, every iteration
                 d_terms = critic_terms(state, x, y_s, y_t, t.lambdas, alpha, fast)
@@ -375,7 +324,7 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, s
                 save_checkpoint(state, run, ckpt_path, fast)
             distributed.barrier(world)
             saved["epoch"] = state.epoch
-        if stop_after_epochs is not None and state.epoch - start >= stop_after_epochs:
+        if epochs_this_session is not None and state.epoch - start >= epochs_this_session:
             return {}
     if not world.main:
         return {}

@@ -12,6 +12,7 @@ that have them (the GANimation sample). An AU that no labelled expression tests 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def expression_validity(ds: FaceDataset, neutral: str, n_resamples: int, seed: i
     for expr, proto in PROTOTYPES.items():
         keep = (emo == expr) | (emo == neutral)
         n_pos, n_neg = int((emo == expr).sum()), int((emo == neutral).sum())
-        row = {"prototype": list(proto), "n": n_pos, "n_neutral": n_neg, "target": TARGETS.get(expr)}
+        row: dict[str, Any] = {"prototype": list(proto), "n": n_pos, "n_neutral": n_neg, "target": TARGETS.get(expr)}
         if min(n_pos, n_neg) < MIN_FACES:
             out[expr] = {**row, "auc": None, "ci": None, "per_au": {}}
             continue

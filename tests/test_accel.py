@@ -44,7 +44,7 @@ def _losses(run_dir: Path) -> pd.DataFrame:
 def test_bf16_training_runs_records_its_precision_and_resumes_only_in_bf16(tmp_path):
     ds, run = random_dataset(), tiny_run(epochs=2)
     bf16 = compute(precision="bf16")
-    summary = trainer.train(run, ds, tmp_path / "bf16", "cpu", stop_after_epochs=1, compute=bf16)
+    summary = trainer.train(run, ds, tmp_path / "bf16", "cpu", epochs_this_session=1, compute=bf16)
     assert summary == {}  # stopped after its first epoch, resumable
     assert torch.load(tmp_path / "bf16" / trainer.CHECKPOINT, weights_only=True)["precision"] == "bf16"
     with pytest.raises(DataError, match=r"checkpoint\.pt: the run started in bf16, compute\.precision resolves to fp32"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dftnet import numerics, stages
+from dftnet import launch, numerics
 from dftnet import train as trainer
 from dftnet.config import load_params
 from dftnet.data.canonical import load_dataset, save_dataset
@@ -55,7 +55,7 @@ def test_two_gloo_processes_train_as_one_process_with_the_same_global_batch(tmp_
     run = tiny_run(epochs=2, curve_every=0)  # global batch 4: two shards of 2
     numerics.pin(1, True)
     trainer.train(run, load_dataset(data), tmp_path / "one", "cpu")
-    stages.launch_distributed(_params(data), run, tmp_path / "two", None, 1, None)
+    launch.launch_distributed(_params(data), run, tmp_path / "two", None, 1, None)
     one, two = _ckpt(tmp_path / "one"), _ckpt(tmp_path / "two")
     assert one["step"] == two["step"] == 4
     # The losses every step logs agree to 1e-4 relative (measured: 2.6e-5 at worst, the flow's TV
@@ -90,7 +90,7 @@ def test_a_killed_rank_resumes_bit_exact(tmp_path, one_thread):
     data = _data(tmp_path)
     run = tiny_run(epochs=40, curve_every=0)  # a checkpoint every epoch
     params = _params(data)
-    stages.launch_distributed(params, run, tmp_path / "whole", None, 1, None)
+    launch.launch_distributed(params, run, tmp_path / "whole", None, 1, None)
 
     out = tmp_path / "killed"
     spec = tmp_path / "run.json"
@@ -108,7 +108,7 @@ def test_a_killed_rank_resumes_bit_exact(tmp_path, one_thread):
     assert proc.wait(timeout=120) != 0
     killed_at = _ckpt(out)["epoch"]
     assert 1 <= killed_at < run.train.epochs
-    stages.launch_distributed(params, run, out, None, 1, None)  # resume from the last checkpoint
+    launch.launch_distributed(params, run, out, None, 1, None)  # resume from the last checkpoint
     whole, resumed = _ckpt(tmp_path / "whole"), _ckpt(out)
     for part in ("G", "D"):
         for name, w in whole[part].items():
@@ -124,4 +124,4 @@ def test_a_batch_that_does_not_split_is_one_line(tmp_path):
     run = tiny_run(epochs=1, curve_every=0)
     run = dataclasses.replace(run, train=dataclasses.replace(run.train, batch_size=3))
     with pytest.raises(DataError, match="train.batch_size: 3 does not split over 2 processes"):
-        stages.launch_distributed(_params(data), run, tmp_path / "odd", None, 1, None)
+        launch.launch_distributed(_params(data), run, tmp_path / "odd", None, 1, None)

@@ -104,7 +104,7 @@ def test_an_unfinished_run_is_refused_with_one_line(tmp_path):
     from dftnet.checkpoints import require_finished
 
     out = tmp_path / "seed0"
-    trainer.train(tiny_run(size=SIZE, epochs=3), random_dataset(size=SIZE), out, "cpu", stop_after_epochs=1)
+    trainer.train(tiny_run(size=SIZE, epochs=3), random_dataset(size=SIZE), out, "cpu", epochs_this_session=1)
     with pytest.raises(DataError, match=r"training not finished \(epoch 1 of 3\)"):
         require_finished(out)
     with pytest.raises(DataError, match="no checkpoint.pt"):

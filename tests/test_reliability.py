@@ -22,7 +22,7 @@ from PIL import Image
 
 from dftnet import atomic, checkpoints, stages
 from dftnet import train as trainer
-from dftnet.cli import guarded
+from dftnet.errors import guarded
 from dftnet.config import load_params
 from dftnet.data.images import MAX_PIXELS, open_image
 from dftnet.errors import ConfigError, DataError, TrainingDiverged
@@ -41,7 +41,7 @@ def test_a_diverging_run_stops_with_one_line_instead_of_a_segfault(tmp_path):
         import dataclasses, torch
         from helpers import tiny_run, random_dataset
         from dftnet import train as trainer
-        from dftnet.cli import guarded
+        from dftnet.errors import guarded
         run = tiny_run(epochs=20, lr=1e3, lr_critic=1e3)
         run = dataclasses.replace(run, train=dataclasses.replace(run.train, log_every=50))
         sys.exit(guarded(lambda: trainer.train(run, random_dataset(), {str(tmp_path / 'run')!r}, "cpu")))
@@ -288,7 +288,7 @@ def test_training_workers_die_with_their_parent(tmp_path):
 
 def test_a_corrupt_training_log_stops_the_resume_naming_the_line(tmp_path):
     ds, run = random_dataset(), tiny_run(epochs=2)
-    trainer.train(run, ds, tmp_path, stop_after_epochs=1)
+    trainer.train(run, ds, tmp_path, epochs_this_session=1)
     log = tmp_path / trainer.LOG
     log.write_text(log.read_text() + "garbage,row\n")
     with pytest.raises(DataError, match=r"log.csv line \d+: step 'garbage' is not a step number"):

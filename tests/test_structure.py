@@ -211,3 +211,16 @@ def test_the_code_passes_the_linter():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "dftnet", "baselines",
                           "benchmarks", "pipelines", "tests"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_the_code_passes_the_type_checker():
+    """``make lint``'s second half: mypy as pyproject.toml configures it (skipped where mypy is
+    not installed)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]

@@ -70,7 +70,7 @@ def test_zero_lambda_skips_the_computation(tmp_path):
 def test_resume_after_stop_equals_uninterrupted(tmp_path):
     ds, run = random_dataset(), tiny_run(epochs=3)
     trainer.train(run, ds, tmp_path / "straight")
-    trainer.train(run, ds, tmp_path / "split", stop_after_epochs=1)
+    trainer.train(run, ds, tmp_path / "split", epochs_this_session=1)
     trainer.train(run, ds, tmp_path / "split")
     a = torch.load(tmp_path / "straight" / trainer.CHECKPOINT, weights_only=True)
     b = torch.load(tmp_path / "split" / trainer.CHECKPOINT, weights_only=True)
@@ -112,7 +112,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
 
 def test_nan_loss_stops_naming_the_term_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     ds, run = random_dataset(), tiny_run(epochs=3)
-    trainer.train(run, ds, tmp_path, stop_after_epochs=1)
+    trainer.train(run, ds, tmp_path, epochs_this_session=1)
     good = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=True)
     monkeypatch.setattr(losses, "cycle_loss", lambda x, y: torch.tensor(float("nan")))
     with pytest.raises(TrainingDiverged, match="g_cyc"):
@@ -199,7 +199,7 @@ def test_learning_curve_resumes_without_duplicate_rows(tmp_path):
     ds, judge = dataset_with_pairs(), tiny_judge()
     run = tiny_run(epochs=3, curve_every=1, curve_pairs=6)
     trainer.train(run, ds, tmp_path / "straight", judge=judge)
-    trainer.train(run, ds, tmp_path / "split", stop_after_epochs=1, judge=judge)
+    trainer.train(run, ds, tmp_path / "split", epochs_this_session=1, judge=judge)
     trainer.train(run, ds, tmp_path / "split", judge=judge)
     assert read_curve(tmp_path / "split" / CURVE) == read_curve(tmp_path / "straight" / CURVE)
 
@@ -247,3 +247,22 @@ def test_a_learning_curve_without_validation_pairs_stops_and_leaves_no_run_folde
     with pytest.raises(DataError, match=r"no validation pairs .*data\.folder\.val_ids.*train\.curve_every: 0"):
         trainer.train(tiny_run(epochs=1, curve_every=1, curve_pairs=4), ds, tmp_path / "run", judge=tiny_judge())
     assert not (tmp_path / "run").exists()
+
+
+def test_a_session_of_n_epochs_stops_resumable_and_the_same_command_goes_on(tmp_path):
+    """``dftnet train --epochs-this-session N``: for a machine lent for a limited time."""
+    from helpers import cli, toy_params
+
+    p = toy_params()
+    p["variants"] = {"dftnet": {}}
+    p["seeds"], p["train"]["curve_every"] = [0], 0
+    assert cli(tmp_path, "prepare", params=p).returncode == 0
+    first = cli(tmp_path, "train", "dftnet", "--epochs-this-session", "1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = tmp_path / "runs" / "dftnet" / "seed0"
+    assert checkpoints.read_checkpoint(run / checkpoints.CHECKPOINT)["epoch"] == 1
+    assert not (run / "train_summary.json").exists()  # not finished
+    again = cli(tmp_path, "train", "dftnet")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((run / "train_summary.json").read_text())["epochs"] == 2
+    assert (tmp_path / "runs.wall_clock" / "dftnet" / "seed0.json").is_file()

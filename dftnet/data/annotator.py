@@ -35,7 +35,7 @@ vertical (perpendicular to the eye line), so the cues do not depend on image siz
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 
@@ -135,7 +135,7 @@ class Calibration:
         zero = np.median(cues[neutral] if use_neutral else cues, axis=0)
         five = np.percentile(cues, FIVE_PERCENTILE, axis=0)
         return Calibration(dict(zip(CUE_NAMES, zero.tolist())), dict(zip(CUE_NAMES, five.tolist())), len(cues),
-                           int(neutral.sum()) if use_neutral else 0)
+                           int(cast(np.ndarray, neutral).sum()) if use_neutral else 0)  # use_neutral: neutral is not None
 
     def to_dict(self) -> dict:
         return {"name": NAME, "zero_rule": ZERO_RULE, "five_rule": FIVE_RULE, "n_faces": self.n_faces,
@@ -160,7 +160,7 @@ class Calibration:
         counts = [d.get(k) for k in ("n_faces", "n_neutral")]
         if not all(isinstance(c, int) and c >= 0 for c in counts):
             raise DataError(f"{where}: annotator calibration n_faces/n_neutral: expected counts, got {counts}")
-        return Calibration(out["zero"], out["five"], *counts)
+        return Calibration(out["zero"], out["five"], *cast("list[int]", counts))  # checked above: counts
 
     def aus(self, cues: np.ndarray) -> np.ndarray:
         """Raw cues (N x cues) -> AU proxies (N x 17) on the 0-5 scale."""

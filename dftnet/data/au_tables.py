@@ -329,6 +329,8 @@ def read_id_list(path: Path, normalise: bool) -> list[tuple[str, int]]:
         raise DataError(f"{path}: id list not found") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a text file ({err})") from None
+    entries: list[tuple[str, int]]
+    seen: dict[str, int]
     entries, seen = [], {}
     for line, raw in enumerate(text.splitlines(), start=1):
         id_ = id_from_name(raw) if normalise else raw.strip()
@@ -344,7 +346,7 @@ def read_id_list(path: Path, normalise: bool) -> list[tuple[str, int]]:
 
 
 def check_splits(train: list[tuple[str, int]], test: list[tuple[str, int]], test_path: Path,
-                  train_path: Path) -> None:
+                  train_path: Path | str) -> None:
     """Train and test share no id."""
     train_lines = dict(train)
     for id_, line in test:

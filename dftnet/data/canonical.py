@@ -29,7 +29,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, cast
 
 import numpy as np
 import torch
@@ -57,8 +57,9 @@ def _check_dataset(ds: FaceDataset) -> None:
     for id_, aus in zip(ds.ids, ds.aus.tolist()):
         check_id(id_, "dataset id")
         au_vector(aus, AU_NAMES, f"dataset id {id_}")
-    index_unique(AuRow(id_, None, f"dataset id {id_}") for id_ in ds.ids)
+    index_unique(AuRow(id_, cast(np.ndarray, None), f"dataset id {id_}") for id_ in ds.ids)  # no AU vector: ids checked only
     known = set(ds.ids)
+    split: list[str] | None
     for name, split in (("train_ids", ds.train_ids), ("test_ids", ds.test_ids)):
         if not split:
             raise DataError(f"dataset {name}: empty split")
@@ -83,6 +84,7 @@ def _check_dataset(ds: FaceDataset) -> None:
     if (ds.val_pairs is None) != (ds.val_ids is None):
         raise DataError("dataset: val_ids and val_pairs go together")
     if ds.val_pairs is not None:
+        assert ds.val_ids is not None  # checked just above: val_ids and val_pairs go together
         _check_pairs(ds.val_pairs, set(ds.val_ids), shape[-1])
     if ds.emotions is not None and len(ds.emotions) != n:
         raise DataError(f"dataset emotions: {len(ds.emotions)} labels for {n} images")
@@ -96,7 +98,7 @@ def _check_pairs(pairs: EvalPairs, known: set[str], side: int) -> None:
     p = len(pairs.pair_ids)
     if not (len(pairs.source_ids) == len(pairs.target_ids) == p) or tuple(pairs.target_aus.shape) != (p, N_AUS):
         raise DataError(f"dataset pairs: pair_ids, source_ids, target_ids and target_aus ({p} x {N_AUS}) must agree")
-    index_unique(AuRow(pid, None, f"dataset pair {pid}") for pid in pairs.pair_ids)
+    index_unique(AuRow(pid, cast(np.ndarray, None), f"dataset pair {pid}") for pid in pairs.pair_ids)  # no AU vector: ids checked only
     for pid, src, tgt, aus in zip(pairs.pair_ids, pairs.source_ids, pairs.target_ids, pairs.target_aus.tolist()):
         check_id(pid, "dataset pair id")
         if src not in known or (tgt and tgt not in known):
@@ -134,6 +136,7 @@ def _write_contents(ds: FaceDataset, tmp: Path) -> None:
         _write_pairs(ds.pairs, tmp)
     if ds.val_ids is not None:
         (tmp / "val_ids.txt").write_text("".join(f"{i}\n" for i in ds.val_ids), encoding="utf-8")
+        assert ds.val_pairs is not None  # _check_dataset: val_ids and val_pairs go together
         _write_pairs(ds.val_pairs, tmp, "val_pairs.csv", "gt_val")
     meta = {**ds.meta, "format_version": FORMAT_VERSION}
     try:

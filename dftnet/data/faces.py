@@ -22,6 +22,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -204,7 +205,8 @@ def _cascade(landmarker: Landmarker, rgb: np.ndarray):
             shift = (0.0, 0.0)
         faces = landmarker.detect(image)
         for f in faces:  # back to the photo's pixels
-            f.landmarks = (f.landmarks - np.float32(shift)) / np.float32(scale)
+            # np.float32 of a pair is a float32 array of two; numpy's stubs take scalars only
+            f.landmarks = (f.landmarks - np.float32(shift)) / np.float32(scale)  # type: ignore[arg-type]
             f.step = step
         yield step, faces
 
@@ -272,7 +274,7 @@ def align(rgb: np.ndarray, face: Face, size: int) -> np.ndarray:
 
 # The paste-back mask: an ellipse over the face in crop coordinates (fractions of the side),
 # 1 inside, falling linearly to exactly 0 at its rim, so pixels beyond it stay as they were.
-PASTE_ELLIPSE = {"centre": (0.5, 0.56), "radii": (0.40, 0.50), "feather": 0.25}
+PASTE_ELLIPSE: dict[str, Any] = {"centre": (0.5, 0.56), "radii": (0.40, 0.50), "feather": 0.25}
 
 
 def paste_mask(size: int) -> np.ndarray:

@@ -52,6 +52,7 @@ def prepare_photo(path: Path, size: int, landmarker: Landmarker | None = None) -
         rgb = np.asarray(to_rgb(open_image(path), path))
     except BenchError as err:
         return ("skip", "unreadable: " + str(err).removeprefix(f"{path}: "))
+    assert lm is not None  # the caller's landmarker, or a pool worker's, set by its initializer
     face, why = find_face(lm, rgb)
     if face is None:
         return ("skip", why)

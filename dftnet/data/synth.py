@@ -50,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as nnf
@@ -78,7 +79,7 @@ def _to_image(box: tuple[float, float, float, float]) -> tuple[float, float, flo
     """A face-space box in image coordinates (clipped to the frame)."""
     x0, y0 = 0.5 + (box[0] - _CENTRE[0]) * _ZOOM, 0.5 + (box[1] - _CENTRE[1]) * _ZOOM
     x1, y1 = 0.5 + (box[2] - _CENTRE[0]) * _ZOOM, 0.5 + (box[3] - _CENTRE[1]) * _ZOOM
-    return tuple(round(min(max(v, 0.0), 1.0), 3) for v in (x0, y0, x1, y1))
+    return cast("tuple[float, float, float, float]", tuple(round(min(max(v, 0.0), 1.0), 3) for v in (x0, y0, x1, y1)))
 
 
 # Where each AU acts, as face-space boxes (x0, y0, x1, y1): every pixel an AU changes lies
@@ -455,6 +456,7 @@ def _skin(img: torch.Tensor, ident: Identity, a: dict, x, y, px: float) -> None:
         dm = torch.sqrt((wx - mx) ** 2 + (wy - my) ** 2) - mr
         dm = torch.where(mr > 0, dm, torch.ones_like(dm))
         mole = dm if mole is None else torch.minimum(mole, dm)
+    assert mole is not None  # ident.moles has three mole slots (n x 3 x 3)
     _over(view, _rgb(ident.skin) * 0.38, _cover(mole, px) * 0.9)
 
 

@@ -101,6 +101,7 @@ def ground_truth_renderer(ds: FaceDataset) -> Callable[[int, torch.Tensor], torc
               for split in ("train", "test", "val", "judge") if f"n_{split}_identities" in cfg}
 
     def render_row(row: int, target_aus: torch.Tensor) -> torch.Tensor:
+        assert ds.identities is not None  # checked above: a synthetic dataset labels every image
         split, person = ds.identities[row].rsplit("_p", 1)
         who = people[split].take(torch.tensor([int(person)]))
         return render_uint8(who, target_aus.float().view(1, N_AUS), ds.image_size)[0]

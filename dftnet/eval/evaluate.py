@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ SUMMARY_KEYS = tuple(m.key for m in RUN_METRICS)  # the schema's metrics, every 
 
 
 def library_versions() -> dict:
-    out = {}
+    out: dict[str, str | None] = {}
     for name in ("torch", "torchvision", "torchmetrics", "pytorch-fid", "lpips", "dlib-bin", "numpy", "scipy"):
         try:
             out[name] = version(name)
@@ -73,6 +74,7 @@ def edit_pairs(gen, ds: FaceDataset, batch_size: int, device: str | torch.device
     """(sources, edits), uint8 P x 3 x H x W: every pair's source edited toward its target AUs
     (``pairs``: default the test pairs; the learning study passes the validation pairs)."""
     pairs = ds.pairs if pairs is None else pairs
+    assert pairs is not None  # evaluate checks ds.pairs first; the learning study passes its validation pairs
     sources = ds.images[ds.index(pairs.source_ids)]
     edits = []
     with eval_mode(gen):
@@ -111,7 +113,7 @@ def _references(read, sources: torch.Tensor, edits: torch.Tensor, target: torch.
     readings["neutral"] = read(neutral) if neutral is not None else torch.zeros_like(readings["source"])
     if gt is not None:
         readings["gt"] = read(gt)
-    out = {k: au_errors(v, target) for k, v in readings.items()}
+    out: dict[str, Any] = {k: au_errors(v, target) for k, v in readings.items()}
     out["progress"] = {k: progress(v, readings["source"], target, source_labels) for k, v in readings.items()}
     out["neutral_rule"] = ("the source person rendered with every AU at 0" if neutral is not None
                            else "an all-zero AU reading (what the calibrated neutral face reads)")
@@ -162,9 +164,10 @@ def evaluate_annotator(annotator, sources: torch.Tensor, edits: torch.Tensor, ta
 
 def evaluate_identity(ds: FaceDataset, sources: torch.Tensor, edits: torch.Tensor, seed: int) -> dict:
     """dlib distances; each distinct source is embedded once, its "other person" drawn among the other sources."""
+    assert ds.pairs is not None  # evaluate checks the test pairs before it calls this
     unique = list(dict.fromkeys(ds.pairs.source_ids))
     row = {sid: i for i, sid in enumerate(unique)}
-    first = {}
+    first: dict[str, int] = {}
     for p, sid in enumerate(ds.pairs.source_ids):
         first.setdefault(sid, p)
     who_of = dict(zip(ds.ids, ds.identities)) if ds.identities is not None else {i: i for i in ds.ids}
@@ -262,6 +265,7 @@ def evaluate_run(gen, critic, ds: FaceDataset, judge, cfg: EvalConfig, device: s
     paired_source = compute_paired(sources, pairs.gt, regions) if pairs.gt is not None else None
     if paired_source is not None:
         paired["source_floor"] = paired_source["mean"]
+    parts_reason: str | None
     masked, parts_reason = None, "no ground truth: the unchanged region needs one (synthetic data only)"
     if pairs.gt is not None and neutral is not None:
         raise_mask, unchanged = masks(pairs.gt, sources, neutral)

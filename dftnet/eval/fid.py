@@ -19,6 +19,7 @@ import hashlib
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -157,7 +158,7 @@ def compute_fid(real_uint8: torch.Tensor, fake_uint8: torch.Tensor, weights_path
     the covariance is rank-deficient and FID is biased upward; compare such values only at
     equal N. ``model``: a network the caller built (recorded as injected) instead of the weights."""
     n_real, n_fake = int(len(real_uint8)), int(len(fake_uint8))
-    out = {"value": None, "reason": None, "n_real": n_real, "n_fake": n_fake,
+    out: dict[str, Any] = {"value": None, "reason": None, "n_real": n_real, "n_fake": n_fake,
            "small_n": min(n_real, n_fake) < FID_DIMS, "protocol": fid_protocol()}
     if model is None:
         model, reason, info = load_fid_inception(weights_path, device)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,7 +97,7 @@ class IdentityEmbedder:
         return self.dlib.get_face_chip(padded, self.shape(padded, box), size=CHIP_SIZE, padding=0.25)
 
     def embed(self, chips: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        out = []
+        out: list[np.ndarray] = []
         for s in range(0, len(chips), batch_size):
             out.extend(np.asarray(d) for d in self.net.compute_face_descriptor(chips[s:s + batch_size]))
         return np.stack(out) if out else np.zeros((0, 128))
@@ -132,7 +133,7 @@ def compute_identity(sources_uint8: torch.Tensor, edits_uint8: torch.Tensor, sou
     source_of_edit[p]: the row of edit p's source; other_of_source[s]: the row of a source
     of a different person (-1: none), for the source-vs-other-person scale.
     """
-    out = {"reason": None, "mean_dist": None, "share_same": None, "mean_dist_other": None,
+    out: dict[str, Any] = {"reason": None, "mean_dist": None, "share_same": None, "mean_dist_other": None,
            "share_same_other": None, "per_pair": None, "n_pairs": int(len(edits_uint8))}
     folder, reason = find_dlib_models()
     if folder is None:

@@ -19,6 +19,7 @@ Regions are normalised ``(x0, y0, x1, y1)`` boxes, by default the synthetic rend
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -29,7 +30,9 @@ PSNR_CAP_DB = 100.0
 def default_regions() -> dict[str, tuple[float, float, float, float]]:
     from dftnet.data.synth import REGIONS
 
-    return {"eyes": tuple(REGIONS["eyes"]), "mouth": tuple(REGIONS["mouth"])}
+    # tuple() of a 4-tuple is a 4-tuple, which mypy does not infer
+    return {"eyes": cast("tuple[float, float, float, float]", tuple(REGIONS["eyes"])),
+            "mouth": cast("tuple[float, float, float, float]", tuple(REGIONS["mouth"]))}
 
 
 def box_to_slices(box, size: int) -> tuple[slice, slice]:

@@ -150,7 +150,7 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
                 for fn in passes.values():
                     fn()
             _sync(device)
-            times = {name: [] for name in gens}
+            times: dict[str, list[float]] = {name: [] for name in gens}
             for _ in range(runs):
                 for name, fn in passes.items():
                     _sync(device)
