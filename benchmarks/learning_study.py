@@ -177,8 +177,8 @@ def cmd_import_default(args) -> None:
         for seed in params.seeds:
             run = ROOT / "runs" / variant / f"seed{seed}"
             train = json.loads((run / "train_summary.json").read_text())
-            clock = wall_clock_path(ROOT / "runs", variant, seed)  # beside the runs; older runs kept it inside
-            seconds = (json.loads(clock.read_text()) if clock.exists() else train).get("train_seconds_this_session")
+            clock = wall_clock_path(ROOT / "runs", variant, seed)
+            seconds = json.loads(clock.read_text())["train_seconds_this_session"] if clock.exists() else None
             write_result("default", variant, seed, run, train["generator_steps"], seconds,
                          score_on_validation(load_trained(run)[0], ds, judge),
                          threads="dvc repro (seeds in parallel; the last seed of each variant on both cores)")

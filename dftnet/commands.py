@@ -10,15 +10,12 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from dftnet.config import Params
+from dftnet.edit import AUReader
 from dftnet.errors import ConfigError, DataError
 from dftnet.stages import annotator_report, evaluate_variant, prepare, report, timing, train_judge, train_variant
-
-AUReader = Callable[[np.ndarray], np.ndarray]  # aligned uint8 N x S x S x 3 crops -> N x 17 AU intensities
-
 
 def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None) -> None:
     """The whole benchmark outside DVC, for a params file of its own (the real faces:

@@ -169,6 +169,7 @@ def find(paths: list[Path], landmarker: Landmarker, size: int, which: str | None
     return found
 
 
+AUReader = Callable[[np.ndarray], np.ndarray]  # aligned uint8 N x S x S x 3 crops -> N x 17 AU intensities
 PASTES = ("change", "plain")
 COLOURS = ("auto", "luminance", "rgb")
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
@@ -256,7 +257,7 @@ def frame_weights(steps: int) -> np.ndarray:
 
 
 def edit_photos(paths: list[Path], G, image_size: int, target: Target, out_dir: Path,
-                reader: Callable[[np.ndarray], np.ndarray] | None, landmarker: Landmarker, steps: int = 1,
+                reader: AUReader | None, landmarker: Landmarker, steps: int = 1,
                 gif: bool = False, crop: bool = False, face: str | None = None, batch_size: int = 16,
                 device: str | torch.device = "cpu", paste: str = "change", colour: str = "rgb") -> list[Path]:
     """Edit every photo (module docstring); all outputs are written together or not at all.
@@ -279,7 +280,7 @@ def edit_photos(paths: list[Path], G, image_size: int, target: Target, out_dir: 
                         "change paste start from them) but no AU reader is available: prepare a photos dataset, "
                         "train the judge, or give every AU with --paste plain")
     # reader is not None where need holds (checked above)
-    source = cast("Callable[[np.ndarray], np.ndarray]", reader)(seen) if need else np.zeros((len(found), N_AUS), np.float32)
+    source = cast(AUReader, reader)(seen) if need else np.zeros((len(found), N_AUS), np.float32)
     like = None
     if target.like is not None:
         other = find([target.like], landmarker, image_size, face)[0]

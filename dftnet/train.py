@@ -334,7 +334,6 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
              "critic_images_per_s": round(images_seen / seconds, 2) if seconds > 0 and images_seen else None,
              "images_per_s_by_step": {str(k): v for k, v in log.throughput.items()}}
     if wall_clock is not None:
-        Path(wall_clock).parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(wall_clock, json.dumps(clock, indent=2))
     return {**summary, **clock}
 
