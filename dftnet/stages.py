@@ -163,6 +163,8 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     from dftnet.numerics import pick_device
     from dftnet.train import wall_clock_path
 
+    if epochs_this_session is not None and epochs_this_session < 1:
+        raise DataError(f"--epochs-this-session: {epochs_this_session} must be at least 1")
     run = resolve_variant(params, variant, params.seeds[0])
     build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
     build_critic(run.model, run.image_size)

@@ -251,12 +251,14 @@ def test_a_learning_curve_without_validation_pairs_stops_and_leaves_no_run_folde
 
 def test_a_session_of_n_epochs_stops_resumable_and_the_same_command_goes_on(tmp_path):
     """``dftnet train --epochs-this-session N``: for a machine lent for a limited time."""
-    from helpers import cli, toy_params
+    from helpers import cli, one_line, toy_params
 
     p = toy_params()
     p["variants"] = {"dftnet": {}}
     p["seeds"], p["train"]["curve_every"] = [0], 0
     assert cli(tmp_path, "prepare", params=p).returncode == 0
+    assert "--epochs-this-session: 0 must be at least 1" in one_line(cli(tmp_path, "train", "dftnet", "--epochs-this-session", "0"))
+    assert not (tmp_path / "runs").exists()
     first = cli(tmp_path, "train", "dftnet", "--epochs-this-session", "1")
     assert first.returncode == 0, first.stderr[-2000:]
     run = tmp_path / "runs" / "dftnet" / "seed0"
