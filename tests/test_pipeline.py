@@ -1,15 +1,20 @@
 """End to end: `dvc repro` of the real dvc.yaml at toy size, in a scratch copy of the project."""
 
+import io
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 from helpers import toy_params
 
 from dftnet.stages import CLOCK_OUTPUTS
@@ -41,6 +46,43 @@ def metric_files(root: Path) -> dict[str, bytes]:
     files = (sorted(root.glob("metrics/*.json")) + sorted(root.glob("eval/*/seed*/metrics.json"))
              + [root / "judge" / "report.json"])
     return {str(p.relative_to(root)): p.read_bytes() for p in files if p.name != "timing.json"}
+
+
+# What must be the same bytes in two runs: the data, the judge, every training output and log.
+# What must be the same numbers: everything computed from the generators' uint8 edits. Two
+# processes evaluating the same weights have been seen (2 of 6 toy runs under pytest, 0 of 36
+# direct reruns; docs/reproducibility.md) to round one or two edited pixels to the neighbouring
+# uint8 level, which moves a per-pair mean in its sixth decimal.
+BYTE_EXACT = ("metrics/judge.json", "judge/report.json", "logs/")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _close(x: float, y: float, shown: str | None = None) -> bool:
+    unit = 10.0 ** -len(shown.split(".")[1].split("e")[0]) if shown and "." in shown and "e" not in shown else 0.0
+    return math.isclose(x, y, rel_tol=1e-2, abs_tol=max(1e-5, 1.01 * unit))
+
+
+def same_numbers(name: str, a: bytes, b: bytes) -> bool:
+    """``a`` and ``b`` say the same within a pixel's rounding: equal text around their numbers,
+    and each number within 1% (a t-interval over 2 seeds multiplies a change 9-fold) or one unit
+    of its last printed digit; images within one uint8 level on at most 0.1% of their values."""
+    if a == b:
+        return True
+    if name.endswith(".png"):
+        x, y = (np.asarray(Image.open(io.BytesIO(v))).astype(int) for v in (a, b))
+        return x.shape == y.shape and np.abs(x - y).max() <= 1 and (x != y).mean() <= 1e-3
+    ta, tb = a.decode(), b.decode()
+    if NUMBER.sub("#", ta) != NUMBER.sub("#", tb):
+        return False
+    return all(_close(float(u), float(v), u) for u, v in zip(NUMBER.findall(ta), NUMBER.findall(tb)))
+
+
+def test_same_numbers_tells_a_rounding_from_a_change():
+    assert same_numbers("m.json", b'{"l1": 0.0752348875}', b'{"l1": 0.0752351011}')
+    assert same_numbers("r.md", b"| dftnet | 0.576 |", b"| dftnet | 0.577 |")  # last digit flips
+    assert not same_numbers("m.json", b'{"l1": 0.0752}', b'{"l1": 0.0770}')
+    assert not same_numbers("r.md", b"| dftnet | 0.576 |", b"| dftnet | 0.586 |")
+    assert not same_numbers("r.md", b"verdict: supported 0.5", b"verdict: contradicted 0.5")
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +127,12 @@ def test_dvc_repro_at_toy_size(toy_runs):
 
 
 @pytest.mark.slow
-def test_two_runs_give_byte_identical_metrics_on_any_core_count(toy_runs):
+def test_two_runs_give_the_same_metrics_on_any_core_count(toy_runs):
     first, second = (metric_files(p) for p in toy_runs)
     assert len(first) == 2 + 3 + 6 and set(first) == set(second)  # judge (2), 3 variants, 3 x 2 runs
-    differ = [name for name in first if first[name] != second[name]]
+    exact = [name for name in first if name.startswith(BYTE_EXACT) and first[name] != second[name]]
+    assert not exact, f"bytes differ between two identical runs: {exact}"
+    differ = [name for name in first if not same_numbers(name, first[name], second[name])]
     assert not differ, f"metrics differ between two identical runs: {differ}"
 
 
@@ -101,11 +145,16 @@ def test_two_runs_differ_only_in_the_files_read_by_the_clock(toy_runs):
                             for p in sorted((root / d).rglob("*")) if p.is_file()}
     a, b = tracked(first), tracked(second)
     assert set(a) == set(b) and set(CLOCK_OUTPUTS) - {"timing/timing.json"} <= set(a)
-    differ = sorted(name for name in a if a[name] != b[name])
-    assert set(differ) <= set(CLOCK_OUTPUTS), f"differ between two identical runs: {set(differ) - set(CLOCK_OUTPUTS)}"
+    compared = set(a) - set(CLOCK_OUTPUTS)
+    exact = sorted(name for name in compared if name.startswith(BYTE_EXACT) and a[name] != b[name])
+    assert not exact, f"bytes differ between two identical runs: {exact}"
+    differ = sorted(name for name in compared if not same_numbers(name, a[name], b[name]))
+    assert not differ, f"differ between two identical runs: {differ}"
     locks = [yaml.safe_load((root / "dvc.lock").read_text())["stages"] for root in toy_runs]
-    assert locks[0]["train@dftnet"]["outs"] == locks[1]["train@dftnet"]["outs"]
-    assert {k: v for k, v in locks[0].items() if k != "timing"} == {k: v for k, v in locks[1].items() if k != "timing"}
+    made_of_edits = lambda stage: stage.startswith(("evaluate@", "report", "timing"))  # outs hash the numbers above
+    assert all(locks[0][k]["outs"] == locks[1][k]["outs"] for k in locks[0] if k.startswith("train@"))
+    assert {k: v for k, v in locks[0].items() if not made_of_edits(k)} == {
+        k: v for k, v in locks[1].items() if not made_of_edits(k)}
     clock = json.loads((first / "runs.wall_clock" / "dftnet" / "seed0.json").read_text())
     assert clock["train_seconds_this_session"] > 0 and not (first / "runs" / "dftnet.wall_clock").exists()
 
