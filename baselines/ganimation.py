@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from dftnet import losses
+from dftnet.nets import losses
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
+from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
                            stretch_gate)
 
 
@@ -61,7 +61,7 @@ class GANimationGenerator(nn.Module):
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:
         """Unweighted mask regularisers of the official code, only those in ``active``:
         ``att`` = mean(A) (``lambda_mask``), ``att_tv`` = GANimation's mask smoothness, the
-        summed absolute differences of :func:`dftnet.losses.total_variation`
+        summed absolute differences of :func:`dftnet.nets.losses.total_variation`
         (``lambda_mask_smooth``). There is no flow, so ``tv`` is not returned."""
         terms = {}
         A = attention_for_regularisers(out)

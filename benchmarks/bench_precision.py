@@ -7,9 +7,9 @@ trained run's networks with ``--run``), on the same seeded batches, computed thr
 
 * ``fp32``: the paper-faithful reference;
 * ``bf16``: everything under bf16 autocast (the loss terms themselves are summed in fp32,
-  :mod:`dftnet.losses`);
+  :mod:`dftnet.nets.losses`);
 * ``bf16, GP in fp32``: bf16 autocast, but the gradient penalty's critic pass and its double
-  backward in fp32 (:func:`dftnet.accel.penalty_precision`).
+  backward in fp32 (:func:`dftnet.nets.accel.penalty_precision`).
 
 and the gradient penalty alone on one fixed fake batch, in bf16 against fp32 (the part of the
 error the penalty's double backward adds by itself).
@@ -23,9 +23,9 @@ import argparse
 
 import torch
 
-from dftnet import accel, losses
+from dftnet.nets import accel, losses
 from dftnet.config import ModelConfig, LambdaConfig
-from dftnet.generators import at_paper_size, build_critic, build_generator
+from dftnet.nets.generators import at_paper_size, build_critic, build_generator
 from dftnet.train import critic_terms, generator_terms, TrainState, weighted_total
 
 

@@ -4,7 +4,7 @@
     python benchmarks/bench_targets.py --device cpu --out /tmp/targets.md   # the CPU figures
 
 At the paper's scale (``params-paper.yaml``: 128 px, base 64, 6 residual blocks, the
-GANimation critic, batch 25, n_critic 5), with the params' fast path (:mod:`dftnet.accel`):
+GANimation critic, batch 25, n_critic 5), with the params' fast path (:mod:`dftnet.nets.accel`):
 
 1. **Inference** of DFT-Net's generator (:func:`dftnet.eval.timing.time_generator`: eval mode,
    warm-up, median over runs; CUDA events on a GPU), at batch 1 and batched; on CUDA also
@@ -34,11 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import our_loop_images_per_second, reference_loop_images_per_second  # noqa: E402
 
-from dftnet import accel  # noqa: E402
+from dftnet.nets import accel  # noqa: E402
 from dftnet.config import load_params, resolve_variant  # noqa: E402
 from dftnet.data.dataset import FaceDataset  # noqa: E402
 from dftnet.eval.timing import device_name, time_generator  # noqa: E402
-from dftnet.generators import build_generator  # noqa: E402
+from dftnet.nets.generators import build_generator  # noqa: E402
 from dftnet.numerics import pick_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ For every variant in the params file: parameters and forward GFLOPs per image of
 generator (at the params' size and at the paper's 128 px / base 64 / 6 blocks), and the
 images per second through one full training iteration (critic step every iteration, the
 generator step amortised over ``n_critic``), measured on random batches, and the generator
-steps per second this gives, with the exact stem speed-up (``dftnet.blocks.conv_over_tiled_aus``)
+steps per second this gives, with the exact stem speed-up (``dftnet.nets.blocks.conv_over_tiled_aus``)
 and with the plain convolution over the tiled AUs it replaces ("before"). Prints one line
 per variant (stdout); not a test, since timings depend on the machine and its load.
 
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dftnet import blocks
+from dftnet.nets import blocks
 
 from dftnet.config import load_params, resolve_variant
-from dftnet.generators import at_paper_size, generator_cost
+from dftnet.nets.generators import at_paper_size, generator_cost
 from dftnet.imageops import aus_to_model
 from dftnet.numerics import pick_device
 from dftnet.train import build_state, critic_terms, generator_terms, train, weighted_total
@@ -68,7 +68,7 @@ def plain_stem():
 
 def our_loop_images_per_second(run, ds, workdir: Path, device: str = "cpu", compute=None) -> float:
     """``dftnet.train.train`` itself: the split on the device, batches drawn there, losses read
-    once per log row, the fast path of ``compute`` (:mod:`dftnet.accel`). Images through the
+    once per log row, the fast path of ``compute`` (:mod:`dftnet.nets.accel`). Images through the
     critic per second: the median over the log rows after the first epoch (warm-up and
     ``torch.compile`` excluded)."""
     import pandas as pd

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet.accel import Fast
+from dftnet.nets.accel import Fast
 from dftnet.config import RunConfig, run_config_from_dict
 from dftnet import atomic, safeload
 from dftnet.errors import ConfigError, DataError, first_line
-from dftnet.generators import build_critic, build_generator
+from dftnet.nets.generators import build_critic, build_generator
 
 CHECKPOINT = "checkpoint.pt"
 

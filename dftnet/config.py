@@ -121,6 +121,8 @@ class LambdaConfig:
     att_tv: float = _param(0.0, "total variation of the attention mask (GANimation's mask smoothness)", min=0.0)
     flow: float = _param(0.0, "remedy (not in the paper): mean length of the flow Phi in pixels, so that what should "
                      "not move does not (Eq. (9) penalises only the flow's gradients); 0 = the paper's", min=0.0)
+    idt: float = _param(0.0, "remedy (not in either paper): L1 between the source and G(source, its own AUs), so that "
+                        "an edit asked for no change makes none (CycleGAN's identity term); 0 = the papers'", min=0.0)
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class ComputeConfig:
     deterministic: bool = _param(True, "torch.use_deterministic_algorithms on the CPU: a kernel without a "
                              "deterministic implementation stops the run instead of drifting")
     precision: str = _param("auto", "training and timing numerics: fp32 (paper-faithful), bf16 (autocast; losses, "
-                        "and warp still fp32), auto = bf16 on CUDA, fp32 on the CPU (dftnet/accel.py)",
+                        "and warp still fp32), auto = bf16 on CUDA, fp32 on the CPU (dftnet/nets/accel.py)",
                         choices=("auto", "fp32", "bf16"))
     penalty_precision: str = _param("autocast", "under bf16: the gradient penalty's critic pass and double backward "
                                 "under autocast like the rest, or in fp32 (benchmarks/bench_precision.py measures "
@@ -271,7 +273,18 @@ class RunConfig:
     train: TrainConfig
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every setting, but a later remedy (:data:`RECORDED_ONLY_WHEN_ON`) only when it is on:
+        the records of the runs made before it (config.json, checkpoints) keep their bytes, and
+        :func:`run_config_from_dict` reads its absence as off."""
+        d = dataclasses.asdict(self)
+        for section, group, key in RECORDED_ONLY_WHEN_ON:
+            if not d[section][group][key]:
+                del d[section][group][key]
+        return d
+
+
+# Settings added after runs were recorded, whose off value is the papers' recipe.
+RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"),)
 
 
 def _variant_override(params: Params, name: str) -> Mapping:

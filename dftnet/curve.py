@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dftnet import csvlog
-from dftnet.blocks import eval_mode
+from dftnet.nets.blocks import eval_mode
 from dftnet.data.aus import AU_MAX
 from dftnet.data.dataset import FaceDataset
 from dftnet.errors import DataError

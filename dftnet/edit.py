@@ -363,7 +363,7 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu"):
     generator folder (``generator.pt``); loaded without executing code, one-line errors."""
     from dftnet import safeload
     from dftnet.checkpoints import load_trained, require_finished, run_config_of
-    from dftnet.generators import build_generator
+    from dftnet.nets.generators import build_generator
 
     path = Path(run_dir) / GENERATOR
     if not path.is_file():

@@ -27,8 +27,8 @@ from dftnet.data.dataset import FaceDataset  # noqa: E402
 from dftnet.errors import DataError  # noqa: E402
 from dftnet.eval.paired import box_to_slices  # noqa: E402
 from dftnet.imageops import aus_to_model, to_model, to_uint8  # noqa: E402
-from dftnet.blocks import eval_mode  # noqa: E402
-from dftnet.losses import D_TERMS, G_TERMS  # noqa: E402
+from dftnet.nets.blocks import eval_mode  # noqa: E402
+from dftnet.nets.losses import D_TERMS, G_TERMS, OPTIONAL_G_TERMS  # noqa: E402
 from dftnet.results import NAMES, display_name as _name  # noqa: E402
 AU45 = AU_INDEX["AU45"]
 EYES_OPEN_BELOW = 1.0  # AU45 intensity (0-5) under which a source counts as eyes open
@@ -275,7 +275,7 @@ def training_curves(logs: dict[str, Path], out_path: Path, smooth: int = 0) -> N
     frames = {label: read_log(p) for label, p in logs.items()}
     if not frames:
         raise DataError("training_curves: no logs given")
-    terms = [c for c in D_TERMS + G_TERMS  # losses only: throughput is wall-clock, kept out of the reports
+    terms = [c for c in D_TERMS + G_TERMS + OPTIONAL_G_TERMS  # losses only: throughput is wall-clock, kept out of the reports
              if any(c in df.columns and df[c].notna().any() for df in frames.values())]
     if not terms:
         raise DataError("training_curves: no loss column has a value in any log")

@@ -159,7 +159,7 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     ``epochs_this_session``: train at most this many more epochs per seed, then stop, resumable
     (a machine lent for a limited time); the same call again goes on from the checkpoints.
     """
-    from dftnet.generators import build_critic, build_generator
+    from dftnet.nets.generators import build_critic, build_generator
     from dftnet.numerics import pick_device
     from dftnet.train import wall_clock_path
 
@@ -241,7 +241,7 @@ def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Pa
 def timing(params: Params, out: str | Path = "timing/timing.json", headline: str | Path | None = "metrics/timing.json",
            reports_dir: str | Path | None = "reports", reference: str = "dftnet", baseline: str = "ganimation") -> None:
     """Inference timing of every variant's generator, interleaved in one process, and each
-    generator's FLOPs at the run's size and at the paper's (:data:`dftnet.generators.PAPER_SIZE`).
+    generator's FLOPs at the run's size and at the paper's (:data:`dftnet.nets.generators.PAPER_SIZE`).
 
     Timing and FLOPs depend on the architecture, not the weights, so freshly initialised
     generators (seeded) stand in for the trained ones: one measurement per variant, with its
@@ -251,9 +251,10 @@ def timing(params: Params, out: str | Path = "timing/timing.json", headline: str
     :func:`dftnet.report.build_timing_report`). Every output here is read by the clock, and no
     other stage reads them, so the rest of a repro is the same bytes on any machine.
     """
-    from dftnet import accel, numerics
+    from dftnet import numerics
+    from dftnet.nets import accel
     from dftnet.eval.timing import time_generators
-    from dftnet.generators import at_paper_size, build_generator, generator_cost
+    from dftnet.nets.generators import at_paper_size, build_generator, generator_cost
     from dftnet.numerics import pick_device
 
     torch.manual_seed(params.eval.seed)

@@ -27,22 +27,29 @@ from typing import Any, Callable, Iterator, cast
 import torch
 from torch import nn
 
-from dftnet import accel, atomic, csvlog, distributed, losses
-from dftnet.accel import Fast
-from dftnet.blocks import GeneratorOutput
+from dftnet import atomic, csvlog, distributed
+from dftnet.nets import accel, losses
+from dftnet.nets.accel import Fast
+from dftnet.nets.blocks import GeneratorOutput
 from dftnet.config import ComputeConfig, LambdaConfig, RunConfig
 from dftnet.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.distributed import World
 from dftnet.errors import DataError, TrainingDiverged
 from dftnet.imageops import aus_to_model, to_model
-from dftnet.losses import D_TERMS, G_TERMS
+from dftnet.nets.losses import D_TERMS, G_TERMS, OPTIONAL_G_TERMS
 from dftnet.checkpoints import CHECKPOINT, TrainState, read_checkpoint, restore, save_checkpoint
-from dftnet.generators import build_critic, build_generator
+from dftnet.nets.generators import build_critic, build_generator
 from dftnet.numerics import pick_device
 
 LOG = "log.csv"
 LOG_COLUMNS = ("step", "epoch", "lr") + D_TERMS + G_TERMS
+
+
+def log_columns(lam: LambdaConfig) -> tuple[str, ...]:
+    """The log's columns: every term of the papers, and an optional remedy's only when it is on."""
+    return LOG_COLUMNS + tuple(k for k in OPTIONAL_G_TERMS if getattr(lam, k.split("_", 1)[1]))
+
 # Wall-clock values (throughput, seconds) differ between identical runs, so they stay out of the
 # run folder (a hashed DVC output): see :func:`wall_clock_path`.
 WALL_CLOCK_KEYS = ("train_seconds_this_session", "critic_images_per_s", "images_per_s_by_step")
@@ -82,7 +89,7 @@ def weighted_total(terms: dict[str, torch.Tensor], lam: LambdaConfig, batch_size
     """The one place the lambdas are applied. ``cond`` is divided by the batch size, as
     GANimation's official code does (see baselines/PORTING.md)."""
     weight = {"adv": lam.adv, "gp": lam.gp, "cond": lam.cond / batch_size, "cyc": lam.cyc,
-              "tv": lam.tv, "att": lam.att, "att_tv": lam.att_tv, "flow": lam.flow}
+              "tv": lam.tv, "att": lam.att, "att_tv": lam.att_tv, "flow": lam.flow, "idt": lam.idt}
     return cast(torch.Tensor, sum(weight[name.split("_", 1)[1]] * value for name, value in terms.items()))  # terms: never empty
 
 
@@ -95,7 +102,7 @@ def critic_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: tor
                  lam: LambdaConfig, alpha: torch.Tensor | None = None, fast: Fast = Fast()) -> dict[str, torch.Tensor]:
     """Unweighted critic terms of Eqs. (6) and (7) on one batch; ``alpha``: the gradient
     penalty's weights (:func:`draw_alpha`; drawn here when not given); ``fast``: under bf16 the
-    penalty may run in fp32 (:func:`dftnet.accel.penalty_precision`)."""
+    penalty may run in fp32 (:func:`dftnet.nets.accel.penalty_precision`)."""
     with torch.no_grad():
         fake = state.G(x, y_t).image
     d_real, c_real = state.D(x)
@@ -133,6 +140,8 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
             rec_regs = cast(Regularisers, state.G.regularisers)(rec, active)
             regs = {k: v + rec_regs[k] for k, v in regs.items()}
     terms.update({f"g_{k}": v for k, v in regs.items()})
+    if lam.idt:
+        terms["g_idt"] = losses.identity_loss(x, state.G(x, y_s).image)
     return terms
 
 
@@ -156,10 +165,11 @@ def draw_batch(images: torch.Tensor, aus: torch.Tensor, idx: torch.Tensor, state
 class Log:
     """Per-step losses stacked on the device; the host reads them once per log row."""
 
-    def __init__(self, path: Path, keep_until_step: int, world: World = World()):
-        self.path, self.world = path, world
+    def __init__(self, path: Path, keep_until_step: int, world: World = World(),
+                 columns: tuple[str, ...] = LOG_COLUMNS):
+        self.path, self.world, self.columns = path, world, columns
         if world.main:  # one writer; the other ranks only average their values into its rows
-            csvlog.restart(path, LOG_COLUMNS, keep_until_step)  # resume: drop rows past the checkpoint
+            csvlog.restart(path, columns, keep_until_step)  # resume: drop rows past the checkpoint
         self.pending: dict[str, list[torch.Tensor]] = {}
         self.steps: dict[str, list[int]] = {}  # the generator step each pending value belongs to
         self.t0, self.images = time.perf_counter(), 0
@@ -187,14 +197,14 @@ class Log:
         row = {"step": step, "epoch": epoch, "lr": lr}
         row.update({k: float(v.mean()) for k, v in values.items()})
         if self.world.main:
-            csvlog.append(self.path, LOG_COLUMNS, row)
+            csvlog.append(self.path, self.columns, row)
         row["images_per_s"] = self.throughput[step] = round(self.images / max(elapsed, 1e-9), 2)  # not logged
         self.pending, self.steps, self.t0, self.images = {}, {}, time.perf_counter(), 0
         return row
 
 
 def progress_line(row: dict, epochs: int) -> str:
-    losses_txt = " ".join(f"{k}={row[k]:.4g}" for k in D_TERMS + G_TERMS if k in row)
+    losses_txt = " ".join(f"{k}={row[k]:.4g}" for k in D_TERMS + G_TERMS + OPTIONAL_G_TERMS if k in row)
     return f"epoch {row['epoch']}/{epochs} step {row['step']} lr {row['lr']:.2e} {row['images_per_s']:.0f} img/s {losses_txt}"
 
 
@@ -209,7 +219,7 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     curve; it is only read, never gives gradients or picks checkpoints).
     ``epochs_this_session``: train at most this many more epochs, then return ``{}`` with the run
     resumable (a machine lent for a limited time; the same call again goes on).
-    ``compute``: the fast-path params (precision, channels_last, compile; :mod:`dftnet.accel`),
+    ``compute``: the fast-path params (precision, channels_last, compile; :mod:`dftnet.nets.accel`),
     resolved for the device; the defaults (``auto``) when not given.
     Returns the run summary written to ``out_dir/train_summary.json`` together with the
     session's wall-clock figures (:data:`WALL_CLOCK_KEYS`), which are written only to
@@ -264,7 +274,7 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
     n_iter = images.shape[0] // t.batch_size
     if n_iter == 0:
         raise DataError(f"training split has {images.shape[0]} images, fewer than train.batch_size={t.batch_size}")
-    log = Log(out_dir / LOG, state.step, world)
+    log = Log(out_dir / LOG, state.step, world, log_columns(t.lambdas))
     curve = (LearningCurve(out_dir / CURVE, state.step, judge, ds, t.curve_pairs, dev)
              if t.curve_every and judge and world.main else None)
     if curve and state.step == 0:

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import yaml
 
-from dftnet.blocks import GeneratorOutput
+from dftnet.nets.blocks import GeneratorOutput
 from dftnet.config import load_params, resolve_variant
 from dftnet.data.aus import N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset

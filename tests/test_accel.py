@@ -1,4 +1,4 @@
-"""The fast path (dftnet/accel.py) on the CPU: what `auto` resolves to, bf16 training and its
+"""The fast path (dftnet/nets/accel.py) on the CPU: what `auto` resolves to, bf16 training and its
 resume guard, channels_last against the contiguous layout, the compiled generator against the
 eager one, the penalty's precision switch, timing with the fast path, and GPU claims."""
 
@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from dftnet import accel, losses, numerics, train as trainer
-from dftnet.accel import Fast
+from dftnet import numerics, train as trainer
+from dftnet.nets import accel, losses
+from dftnet.nets.accel import Fast
 from dftnet.config import ComputeConfig
 from dftnet.errors import DataError
 from dftnet.eval.timing import time_generator
-from dftnet.generators import build_critic, build_generator
+from dftnet.nets.generators import build_critic, build_generator
 
 from helpers import random_dataset, tiny_run
 

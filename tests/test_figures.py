@@ -11,7 +11,7 @@ from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.figures import edit_images, fig3_eyelids, fig4_intermediate, fig5_interpolation, interpolate_aus, \
     training_curves
-from dftnet.blocks import GeneratorOutput
+from dftnet.nets.blocks import GeneratorOutput
 
 SIZE = 32
 EYE_BOX = (0.15, 0.2, 0.85, 0.55)

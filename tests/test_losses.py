@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dftnet import losses
+from dftnet.nets import losses
 
 
 def test_wgan_terms_eq6():

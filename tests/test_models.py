@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from baselines.ganimation import GANimationGenerator
-from dftnet import blocks, losses, models
+from dftnet.nets import blocks, losses, models
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 from dftnet.errors import ConfigError
-from dftnet.blocks import GeneratorOutput
-from dftnet.generators import build_critic, build_generator, count_parameters, generator_cost
-from dftnet.models import D, DFTNet, compose, f
+from dftnet.nets.blocks import GeneratorOutput
+from dftnet.nets.generators import build_critic, build_generator, count_parameters, generator_cost
+from dftnet.nets.models import D, DFTNet, compose, f
 
 TINY = ModelConfig(base_channels=8, n_down=2, n_res_blocks=1, critic_channels=8, critic_layers=4)
 

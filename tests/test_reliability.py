@@ -54,7 +54,7 @@ def test_a_diverging_run_stops_with_one_line_instead_of_a_segfault(tmp_path):
 
 
 def test_the_warp_survives_a_non_finite_flow():
-    from dftnet.models import f
+    from dftnet.nets.models import f
 
     Phi = torch.zeros(1, 2, 8, 8, requires_grad=True)
     bad = Phi + torch.tensor(float("nan")) * (torch.arange(64).view(1, 1, 8, 8) == 3)
@@ -63,7 +63,7 @@ def test_the_warp_survives_a_non_finite_flow():
     assert torch.isfinite(out).all()
     good = torch.randn(1, 2, 8, 8) * 0.1
     x = torch.rand(1, 3, 8, 8)
-    grid = __import__("dftnet.models", fromlist=["identity_grid"]).identity_grid(8, 8) + good.permute(0, 2, 3, 1)
+    grid = __import__("dftnet.nets.models", fromlist=["identity_grid"]).identity_grid(8, 8) + good.permute(0, 2, 3, 1)
     plain = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     assert torch.equal(f(good, x), plain)  # finite flows: exactly the plain warp
 

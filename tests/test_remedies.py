@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dftnet.blocks import GeneratorOutput, attention_for_regularisers, stretch_gate
+from dftnet.nets.blocks import GeneratorOutput, attention_for_regularisers, stretch_gate
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 from dftnet.eval.response import unchanged_parts
-from dftnet.generators import build_generator
-from dftnet.models import f, shrink_flow
+from dftnet.nets.generators import build_generator
+from dftnet.nets.models import f, shrink_flow
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,8 +99,8 @@ def test_unchanged_parts_on_a_hand_built_example():
 
 
 def test_flow_magnitude_is_the_mean_vector_length_in_pixels():
-    from dftnet import losses
-    from dftnet.models import flow_in_pixels
+    from dftnet.nets import losses
+    from dftnet.nets.models import flow_in_pixels
 
     Phi_px = torch.zeros(2, 2, 2, 2)
     Phi_px[0, :, 0, 0] = torch.tensor([3.0, 4.0])   # 5 px

@@ -23,7 +23,7 @@ from dftnet.eval.judge import AUJudge
 from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_median_difference, crossed_bootstrap, crossed_t_interval, holm
 from dftnet.eval.timing import time_generators
-from dftnet.generators import at_paper_size, generator_cost
+from dftnet.nets.generators import at_paper_size, generator_cost
 from dftnet.report import build_report, build_timing_report
 from dftnet.results import Run, Runs, Timing
 from dftnet.stages import write_json

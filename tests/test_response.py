@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dftnet.blocks import GeneratorOutput
+from dftnet.nets.blocks import GeneratorOutput
 from dftnet.claims import INCONCLUSIVE, Bootstrap, gate
 from dftnet.config import EvalConfig, SyntheticConfig
 from dftnet.data.aus import N_AUS

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dftnet import checkpoints, losses, train as trainer
-from dftnet.config import LambdaConfig, load_params
+from dftnet import checkpoints, train as trainer
+from dftnet.nets import losses
+from dftnet.config import LambdaConfig, load_params, run_config_from_dict
 from dftnet.errors import DataError, TrainingDiverged
 from helpers import random_dataset, tiny_run
 
@@ -65,6 +66,22 @@ def test_zero_lambda_skips_the_computation(tmp_path):
     terms = trainer.generator_terms(state, x, y, y, run.train.lambdas)
     assert set(terms) == {"g_adv", "g_cond"} and len(calls) == 1  # no cycle pass
     assert "d_gp" not in trainer.critic_terms(state, x, y, y, run.train.lambdas)
+
+
+@pytest.mark.parametrize("variant", ["dftnet", "ganimation"])
+def test_the_identity_remedy_asks_the_source_back_and_logs_only_when_on(tmp_path, variant):
+    run = tiny_run(variant, epochs=1, lambdas=LambdaConfig(cyc=0.0, att=0.0, tv=0.0, gp=0.0, idt=2.0))
+    state = trainer.build_state(run, torch.device("cpu"))
+    x, y_s, y_t = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 17), torch.rand(2, 17)
+    terms = trainer.generator_terms(state, x, y_s, y_t, run.train.lambdas)
+    with torch.no_grad():
+        expected = (x - state.G(x, y_s).image).abs().mean()
+    assert set(terms) == {"g_adv", "g_cond", "g_idt"} and torch.equal(terms["g_idt"].detach(), expected)
+    base = trainer.weighted_total({k: v for k, v in terms.items() if k != "g_idt"}, run.train.lambdas, 4)
+    assert torch.allclose(trainer.weighted_total(terms, run.train.lambdas, 4), base + 2.0 * expected)
+    trainer.train(run, random_dataset(), tmp_path / "on")
+    header = (tmp_path / "on" / "log.csv").read_text().splitlines()[0].split(",")
+    assert header == list(trainer.LOG_COLUMNS) + ["g_idt"]  # off (every other test): the papers' columns only
 
 
 def test_resume_after_stop_equals_uninterrupted(tmp_path):
@@ -268,3 +285,9 @@ def test_a_session_of_n_epochs_stops_resumable_and_the_same_command_goes_on(tmp_
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((run / "train_summary.json").read_text())["epochs"] == 2
     assert (tmp_path / "runs.wall_clock" / "dftnet" / "seed0.json").is_file()
+
+
+def test_a_later_remedy_is_recorded_only_when_on():
+    off, on = tiny_run(), tiny_run(lambdas=LambdaConfig(idt=1.0))
+    assert "idt" not in off.to_dict()["train"]["lambdas"] and on.to_dict()["train"]["lambdas"]["idt"] == 1.0
+    assert run_config_from_dict(off.to_dict()) == off and run_config_from_dict(on.to_dict()) == on

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from dftnet import numerics
-from dftnet.blocks import eval_mode
+from dftnet.nets.blocks import eval_mode
 from dftnet.config import EvalConfig
 from dftnet.data.aus import AU_MAX, AU_NAMES
 from dftnet.data.dataset import EvalPairs, FaceDataset

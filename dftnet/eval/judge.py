@@ -26,7 +26,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from dftnet import atomic, safeload
-from dftnet.blocks import eval_mode
+from dftnet.nets.blocks import eval_mode
 from dftnet.config import JudgeConfig, from_mapping
 from dftnet.data.aus import AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.dataset import FaceDataset

@@ -101,9 +101,9 @@ def unchanged_parts(gen, sources: torch.Tensor, target_aus: torch.Tensor, gt: to
 
     Returns ``(per-pair lists, why the DFT-Net parts are missing or None)``.
     """
-    from dftnet.blocks import eval_mode
+    from dftnet.nets.blocks import eval_mode
     from dftnet.imageops import aus_to_model, to_model, to_uint8
-    from dftnet.models import flow_in_pixels
+    from dftnet.nets.models import flow_in_pixels
 
     weight, flow, warp = [], [], []
     with eval_mode(gen):

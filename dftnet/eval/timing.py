@@ -5,7 +5,7 @@ inter-quartile range over the runs. On the CPU each pass is timed by the wall cl
 by CUDA events recorded around it on the device's stream (kernel time, without the host's
 launch jitter after the pass), and, with ``graphs=True``, the pass is captured once in a CUDA
 graph after warm-up and each timed pass is a replay (no per-kernel launch cost: what batch-1
-latency can reach). The fast path (:mod:`dftnet.accel`: bf16 autocast, channels_last) applies
+latency can reach). The fast path (:mod:`dftnet.nets.accel`: bf16 autocast, channels_last) applies
 as in training; the protocol records it.
 ``time_generators`` interleaves several generators run by run in one process, so that a
 ratio (DFT-Net / GANimation) is not skewed by drift in clock speed or load.
@@ -23,9 +23,9 @@ from importlib.metadata import version
 import numpy as np
 import torch
 
-from dftnet import accel
-from dftnet.accel import Fast
-from dftnet.blocks import eval_mode
+from dftnet.nets import accel
+from dftnet.nets.accel import Fast
+from dftnet.nets.blocks import eval_mode
 from dftnet.data.aus import N_AUS
 
 
@@ -129,7 +129,7 @@ def time_generators(gens: dict, image_size: int, batch_sizes=(1, 64), runs: int 
                     fast: Fast = Fast(), graphs: bool = False) -> dict:
     """Median/IQR latency of each generator per batch size, the generators interleaved.
 
-    ``fast``: the fast path's precision and memory format (:mod:`dftnet.accel`; its ``compile``
+    ``fast``: the fast path's precision and memory format (:mod:`dftnet.nets.accel`; its ``compile``
     is a training option: timing runs eager, and says so); ``graphs``: time CUDA-graph replays
     (CUDA only). Returns ``{"models": {name: {"b{bs}": {...}}},
     "ratios": {"a/b": {"b{bs}": median ratio}}, "environment": {...}, "protocol": {...}}``.

@@ -1,8 +1,8 @@
-"""Building blocks shared by both generator families (DFT-Net, ``dftnet.models``; GANimation,
+"""Building blocks shared by both generator families (DFT-Net, ``dftnet.nets.models``; GANimation,
 ``baselines.ganimation``): the output record, GANimation's layers and init, the AU tiling with
 its exact speed-up, the upsampling path, and the encoder ``E`` (GANimation's trunk, which
 DFT-Net shares). Nothing here knows either family, so both import it and neither imports
-the other (choosing one by name: ``dftnet.generators``).
+the other (choosing one by name: ``dftnet.nets.generators``).
 """
 
 from __future__ import annotations

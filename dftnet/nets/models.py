@@ -40,7 +40,7 @@ Choices the paper leaves open, and why this suite makes them:
 
 The critic is GANimation's (``networks/discriminator_wasserstein_gan.py``): see :class:`D`, with its
 heads ``D_A`` (realism, Eq. (6)) and ``D_C`` (AU regression, Eq. (7)). Shared layers (``E`` and
-the up path): ``dftnet.blocks``; construction by name: ``dftnet.generators``.
+the up path): ``dftnet.nets.blocks``; construction by name: ``dftnet.nets.generators``.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-from dftnet import losses
-from dftnet.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
+from dftnet.nets import losses
+from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
                            stretch_gate)
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS

@@ -11,7 +11,7 @@ param               auto on CUDA                 auto on the CPU   other values
 ==================  ===========================  ================  ===============================
 
 * **Precision.** ``bf16`` runs the networks under ``torch.autocast``; every loss term is still
-  reduced in fp32 (:mod:`dftnet.losses`) and the warp samples in fp32 (:func:`dftnet.models.f`).
+  reduced in fp32 (:mod:`dftnet.nets.losses`) and the warp samples in fp32 (:func:`dftnet.nets.models.f`).
   The gradient penalty's critic pass and double backward run under autocast too, or in fp32
   with ``compute.penalty_precision: fp32`` (:func:`penalty_precision`).
   ``benchmarks/bench_precision.py`` measures both against fp32: on a trained critic the

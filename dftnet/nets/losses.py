@@ -16,6 +16,9 @@ import torch
 # term whose lambda is 0 is not computed and its log column stays empty.
 D_TERMS = ("d_adv", "d_gp", "d_cond")
 G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
+# Remedy terms added later: a log carries each one's column only when its lambda is on, so the
+# logs of every run without it keep their bytes.
+OPTIONAL_G_TERMS = ("g_idt",)
 
 
 # ------------------------------------------------------------------ Eq. (6), WGAN-GP
@@ -77,7 +80,7 @@ def flow_smoothness(Phi: torch.Tensor) -> torch.Tensor:
     summed over the two flow channels and all pixels of one sample, then averaged over the batch.
 
     The unit of ``Phi`` sets the term's strength; DFT-Net passes its flow in **pixels**
-    (``dftnet.models.DFTNet.regularisers``), so a one-pixel step between neighbours costs 1
+    (``dftnet.nets.models.DFTNet.regularisers``), so a one-pixel step between neighbours costs 1
     whatever the image size, and ``lambdas.tv`` does not depend on the batch size.
     """
     x = Phi.float()
@@ -94,6 +97,15 @@ def flow_magnitude(Phi: torch.Tensor) -> torch.Tensor:
     zero. ``eps`` inside the root keeps the gradient finite at exactly zero flow."""
     x = Phi.float()
     return torch.sqrt(x.pow(2).sum(1) + 1e-12).mean()
+
+
+def identity_loss(x: torch.Tensor, x_idt: torch.Tensor) -> torch.Tensor:
+    """A remedy, not in either paper (``lambdas.idt``): mean absolute error between the source
+    and its edit toward its *own* AUs, ``G(x_s, y_s)``, over all elements. Asked for no change,
+    the generator should change nothing: the identity term of CycleGAN and StarGAN v2. It pulls
+    toward zero the change every edit makes everywhere (DFT-Net's resampling flow and texture
+    bands, GANimation's colour noise), which no other term sees directly."""
+    return torch.mean(torch.abs(x.float() - x_idt.float()))
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Generators and the critic by name, and what they cost: the one module that knows every family.
 
-``model.generator`` in the params picks the family (``dftnet``: :class:`dftnet.models.DFTNet`;
+``model.generator`` in the params picks the family (``dftnet``: :class:`dftnet.nets.models.DFTNet`;
 ``ganimation``: :class:`baselines.ganimation.GANimationGenerator`); both take the same
-``(ModelConfig, image_size)`` and return :class:`dftnet.blocks.GeneratorOutput`. A new family
+``(ModelConfig, image_size)`` and return :class:`dftnet.nets.blocks.GeneratorOutput`. A new family
 is one entry in :data:`GENERATORS`.
 """
 
@@ -18,7 +18,7 @@ from baselines.ganimation import GANimationGenerator
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 from dftnet.errors import ConfigError
-from dftnet.models import D, DFTNet
+from dftnet.nets.models import D, DFTNet
 
 GENERATORS = {"dftnet": DFTNet, "ganimation": GANimationGenerator}
 
