@@ -26,12 +26,12 @@ import torch
 from dftnet.nets import accel, losses
 from dftnet.config import ModelConfig, LambdaConfig
 from dftnet.nets.generators import at_paper_size, build_critic, build_generator
-from dftnet.train import critic_terms, generator_terms, TrainState, weighted_total
+from dftnet.training.train import critic_terms, generator_terms, TrainState, weighted_total
 
 
 def networks(args, device):
     if args.run:
-        from dftnet.checkpoints import read_checkpoint
+        from dftnet.training.checkpoints import read_checkpoint
         from dftnet.config import run_config_from_dict
 
         ckpt = read_checkpoint(f"{args.run}/checkpoint.pt")

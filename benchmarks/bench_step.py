@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from dftnet import train as trainer
+from dftnet.training import train as trainer
 from dftnet.config import load_params, resolve_variant
 from dftnet.eval.judge import AUJudge
 

@@ -9,7 +9,7 @@ GANimation critic, batch 25, n_critic 5), with the params' fast path (:mod:`dftn
 1. **Inference** of DFT-Net's generator (:func:`dftnet.eval.timing.time_generator`: eval mode,
    warm-up, median over runs; CUDA events on a GPU), at batch 1 and batched; on CUDA also
    replayed from a CUDA graph.
-2. **Training**: this suite's loop (:func:`dftnet.train.train`) against a loop written the way
+2. **Training**: this suite's loop (:func:`dftnet.training.train.train`) against a loop written the way
    the official GANimation trains (``benchmarks/bench_train.py``: fp32, a DataLoader decoding
    JPEGs every step, ``.item()`` every step), same networks, losses, batch and device, on
    random 128 px faces. Images through the critic per second, warm-up excluded.
@@ -118,7 +118,7 @@ def render(meta: dict, inf: dict, tr: dict, hours: float, batch: int) -> str:
               "## Training", "",
               f"{meta['train_images']} random {meta['size']} px faces, generator base {meta['base']}, "
               f"{meta['blocks']} residual blocks, {meta['epochs']} epochs, batch {meta['batch']}, n_critic "
-              f"{meta['n_critic']}. Ours: `dftnet.train.train` with the fast path above, the median of its log rows "
+              f"{meta['n_critic']}. Ours: `dftnet.training.train.train` with the fast path above, the median of its log rows "
               f"after the first epoch ({tr['ours_seconds']:.0f} s in all, start-up and any compilation included). "
               f"Reference-style: fp32, a DataLoader decoding JPEGs (workers: {meta['workers']}), `.item()` every step, first 2 "
               f"iterations untimed ({tr['reference_seconds']:.0f} s).", "",

@@ -10,7 +10,7 @@ steps per second this gives, with the exact stem speed-up (``dftnet.nets.blocks.
 and with the plain convolution over the tiled AUs it replaces ("before"). Prints one line
 per variant (stdout); not a test, since timings depend on the machine and its load.
 
-``--loop-epochs N`` adds the whole training loop (:func:`dftnet.train.train`, with the params'
+``--loop-epochs N`` adds the whole training loop (:func:`dftnet.training.train.train`, with the params'
 fast path) against a loop written the way the official GANimation trains (fp32, a DataLoader
 decoding JPEGs every step, every loss read to the host every step), same model, losses, batch
 and device, and prints the ratio. ``benchmarks/bench_targets.py`` does the same at the paper's
@@ -33,7 +33,7 @@ from dftnet.config import load_params, resolve_variant
 from dftnet.nets.generators import at_paper_size, generator_cost
 from dftnet.imageops import aus_to_model
 from dftnet.numerics import pick_device
-from dftnet.train import build_state, critic_terms, generator_terms, train, weighted_total
+from dftnet.training.train import build_state, critic_terms, generator_terms, train, weighted_total
 
 
 def images_per_second(run, iterations: int) -> float:
@@ -67,7 +67,7 @@ def plain_stem():
 
 
 def our_loop_images_per_second(run, ds, workdir: Path, device: str = "cpu", compute=None) -> float:
-    """``dftnet.train.train`` itself: the split on the device, batches drawn there, losses read
+    """``dftnet.training.train.train`` itself: the split on the device, batches drawn there, losses read
     once per log row, the fast path of ``compute`` (:mod:`dftnet.nets.accel`). Images through the
     critic per second: the median over the log rows after the first epoch (warm-up and
     ``torch.compile`` excluded)."""
@@ -160,7 +160,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--loop-epochs", type=int, default=0,
-                    help="also time dftnet.train against a reference-style loop for this many epochs (needs data.root)")
+                    help="also time dftnet.training.train against a reference-style loop for this many epochs (needs data.root)")
     ap.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of the reference-style loop")
     ap.add_argument("--device", default=None, help="for --loop-epochs: cuda / cpu (default: cuda where present)")
     args = ap.parse_args()

@@ -62,8 +62,8 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     from dftnet import stages
     from dftnet.config import resolve_variant
     from dftnet.eval.judge import load_judge
-    from dftnet.checkpoints import load_trained
-    from dftnet.train import train
+    from dftnet.training.checkpoints import load_trained
+    from dftnet.training.train import train
 
     params = recipe_params(recipes, name, Path(base_path))
     ds = stages.dataset(params)
@@ -166,10 +166,10 @@ def cmd_import_default(args) -> None:
     ``default``, scored on the validation pairs like every other row (``runs/<variant>/seed<k>/``:
     the generator, steps, seconds, learning curve)."""
     from dftnet import stages
-    from dftnet.checkpoints import load_trained
+    from dftnet.training.checkpoints import load_trained
     from dftnet.config import load_params
     from dftnet.eval.judge import load_judge
-    from dftnet.train import wall_clock_path
+    from dftnet.training.train import wall_clock_path
 
     params = load_params(args.params)
     ds, judge = stages.dataset(params), load_judge(ROOT / "judge" / "judge.pt")
@@ -201,7 +201,7 @@ def cmd_rescore(args) -> None:
     """Score every study run whose checkpoint is still under ``study/runs/`` again, with the
     current measures (its steps, seconds and curve kept): rows gain measures added later."""
     from dftnet import atomic, stages
-    from dftnet.checkpoints import load_trained
+    from dftnet.training.checkpoints import load_trained
     from dftnet.config import load_params
     from dftnet.eval.judge import load_judge
 

@@ -337,7 +337,7 @@ def export_generator(run_dir: str | Path, data_root: str | Path, out_dir: str | 
     All three are written together or not at all."""
     import json
 
-    from dftnet.checkpoints import CHECKPOINT, read_checkpoint, require_finished
+    from dftnet.training.checkpoints import CHECKPOINT, read_checkpoint, require_finished
     from dftnet.data.canonical import read_meta
 
     require_finished(run_dir)
@@ -362,7 +362,7 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu"):
     """``(G, run config)`` of a run folder (``checkpoint.pt`` of a finished run) or of an exported
     generator folder (``generator.pt``); loaded without executing code, one-line errors."""
     from dftnet import safeload
-    from dftnet.checkpoints import load_trained, require_finished, run_config_of
+    from dftnet.training.checkpoints import load_trained, require_finished, run_config_of
     from dftnet.nets.generators import build_generator
 
     path = Path(run_dir) / GENERATOR
@@ -387,7 +387,7 @@ def ship(params_path: str | Path, run_dir: str | Path, data_root: str | Path, me
     import json
     import subprocess
 
-    from dftnet.checkpoints import CHECKPOINT, read_checkpoint
+    from dftnet.training.checkpoints import CHECKPOINT, read_checkpoint
     from dftnet.data.canonical import read_meta
 
     metrics = json.loads(Path(metrics_path).read_text())

@@ -20,7 +20,7 @@ from dftnet.errors import DataError
 
 # Every tracked file a repro writes from the clock (the timing stage's); nothing else differs
 # between two runs of the same commit. The training runs' wall-clock records are not tracked:
-# they sit beside the runs folder (dftnet.train.wall_clock_path).
+# they sit beside the runs folder (dftnet.training.train.wall_clock_path).
 CLOCK_OUTPUTS = ("timing/timing.json", "metrics/timing.json", "reports/timing.md", "reports/results_timing.csv")
 
 
@@ -76,11 +76,11 @@ def prepare(params: Params) -> None:
 
 def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
                      metrics: str | Path = "metrics/annotator.json") -> None:
-    """The MediaPipe AU proxies' validity on the prepared photos (:mod:`dftnet.validity`):
+    """The MediaPipe AU proxies' validity on the prepared photos (:mod:`dftnet.reporting.validity`):
     ``out`` (Markdown) and every number behind it in ``metrics``, written together or not at all."""
     import platform
 
-    from dftnet import validity
+    from dftnet.reporting import validity
     from dftnet.data.photos import annotator_for
 
     ds = dataset(params)
@@ -112,11 +112,11 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                judge_path: Path | None, wall_clock: Path | None = None, epochs_this_session: int | None = None) -> None:
     from dftnet import numerics
     from dftnet.eval.judge import load_judge
-    from dftnet.train import train
+    from dftnet.training.train import train
 
     run = resolve_variant(params, variant, seed)
     if params.compute.train_processes > 1:
-        from dftnet.launch import launch_distributed
+        from dftnet.training.launch import launch_distributed
 
         launch_distributed(params, run, out, device, threads, judge_path, epochs_this_session, wall_clock)
         return
@@ -153,7 +153,7 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
     ``OMP_NUM_THREADS`` allows; on a machine with several GPUs, one seed per GPU at a time. Each run
     is seeded on its own and writes only its own folder, and its wall-clock record (seconds,
-    images/s) beside ``runs_root`` (:func:`dftnet.train.wall_clock_path`), outside the hashed outputs.
+    images/s) beside ``runs_root`` (:func:`dftnet.training.train.wall_clock_path`), outside the hashed outputs.
     ``judge_path``: the AU judge that draws each run's learning curve (``train.curve_every``).
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     ``epochs_this_session``: train at most this many more epochs per seed, then stop, resumable
@@ -161,7 +161,7 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     """
     from dftnet.nets.generators import build_critic, build_generator
     from dftnet.numerics import pick_device
-    from dftnet.train import wall_clock_path
+    from dftnet.training.train import wall_clock_path
 
     if epochs_this_session is not None and epochs_this_session < 1:
         raise DataError(f"--epochs-this-session: {epochs_this_session} must be at least 1")
@@ -248,7 +248,7 @@ def timing(params: Params, out: str | Path = "timing/timing.json", headline: str
     own repeats (``eval.timing_runs``), never copied into the seeds as if they were replicates.
     ``headline``: the reference's median time and FLOPs over the baseline's, for ``dvc metrics``.
     ``reports_dir``: where claim 3 and the timing table go (``timing.md``, ``results_timing.csv``;
-    :func:`dftnet.report.build_timing_report`). Every output here is read by the clock, and no
+    :func:`dftnet.reporting.report.build_timing_report`). Every output here is read by the clock, and no
     other stage reads them, so the rest of a repro is the same bytes on any machine.
     """
     from dftnet import numerics
@@ -285,8 +285,8 @@ def timing(params: Params, out: str | Path = "timing/timing.json", headline: str
                                  / result["flops"][baseline]["paper"]["gflops"])
         write_json(headline, ratio)
     if reports_dir is not None:
-        from dftnet.claims import Bootstrap
-        from dftnet.report import build_timing_report
+        from dftnet.reporting.claims import Bootstrap
+        from dftnet.reporting.report import build_timing_report
 
         build_timing_report(Path(out), list(params.variants), Path(reports_dir),
                             Bootstrap(params.eval.bootstrap, params.eval.seed), baseline, reference)
@@ -314,7 +314,7 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
 
 def _evaluate_seeds(params: Params, variant: str, runs_root: Path, ds, judge, annotator, device, eval_root,
                     metrics_root) -> None:
-    from dftnet.checkpoints import load_trained
+    from dftnet.training.checkpoints import load_trained
     from dftnet.eval.evaluate import evaluate_run
     from dftnet.eval.schema import HEADLINE
 
@@ -343,10 +343,10 @@ def report(params: Params, runs_root: str | Path = "runs", eval_root: str | Path
 
 
 def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, out_dir: Path) -> None:
-    from dftnet.checkpoints import load_trained
-    from dftnet.claims import Bootstrap
-    from dftnet.figures import report_figures
-    from dftnet.report import build_report
+    from dftnet.training.checkpoints import load_trained
+    from dftnet.reporting.claims import Bootstrap
+    from dftnet.reporting.figures import report_figures
+    from dftnet.reporting.report import build_report
 
     paths = [eval_root / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)

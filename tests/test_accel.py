@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dftnet import numerics, train as trainer
+from dftnet import numerics
+from dftnet.training import train as trainer
 from dftnet.nets import accel, losses
 from dftnet.nets.accel import Fast
 from dftnet.config import ComputeConfig

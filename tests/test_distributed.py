@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dftnet import launch, numerics
-from dftnet import train as trainer
+from dftnet import numerics
+from dftnet.training import launch, train as trainer
 from dftnet.config import load_params
 from dftnet.data.canonical import load_dataset, save_dataset
 from helpers import random_dataset, tiny_run
@@ -81,7 +81,7 @@ def _rank_pid(out: Path, rank: int) -> int | None:
             env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"dftnet.launch" in cmd and str(out).encode() in cmd and f"RANK={rank}".encode() in env:
+        if b"dftnet.training.launch" in cmd and str(out).encode() in cmd and f"RANK={rank}".encode() in env:
             return int(entry.name)
     return None
 
@@ -96,7 +96,7 @@ def test_a_killed_rank_resumes_bit_exact(tmp_path, one_thread):
     spec = tmp_path / "run.json"
     spec.write_text(__import__("json").dumps(run.to_dict()))
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             "-m", "dftnet.launch", "--config", str(spec), "--data", str(data), "--out", str(out)],
+                             "-m", "dftnet.training.launch", "--config", str(spec), "--data", str(data), "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     deadline = time.time() + 120

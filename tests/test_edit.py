@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import shared_or_skip
-from dftnet import train as trainer
+from dftnet.training import train as trainer
 from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.faces import LM, N_LANDMARKS, Face, paste_back
 from dftnet.edit import EXPRESSIONS, Target, edit_photos, find, frame_weights, parse_aus
@@ -101,7 +101,7 @@ def test_paste_back_leaves_pixels_outside_the_feathered_face_unchanged():
 
 
 def test_an_unfinished_run_is_refused_with_one_line(tmp_path):
-    from dftnet.checkpoints import require_finished
+    from dftnet.training.checkpoints import require_finished
 
     out = tmp_path / "seed0"
     trainer.train(tiny_run(size=SIZE, epochs=3), random_dataset(size=SIZE), out, "cpu", epochs_this_session=1)
@@ -113,7 +113,7 @@ def test_an_unfinished_run_is_refused_with_one_line(tmp_path):
 
 # ------------------------------------------------------------------ with the bundle
 def test_the_first_frame_is_the_edit_at_the_sources_own_aus(tmp_path, toy_run, landmarker, face_photo):
-    from dftnet.checkpoints import load_trained
+    from dftnet.training.checkpoints import load_trained
 
     G, _, run = load_trained(toy_run)
     own = np.linspace(0.5, 3.0, N_AUS).astype(np.float32)
@@ -138,7 +138,7 @@ def test_the_first_frame_is_the_edit_at_the_sources_own_aus(tmp_path, toy_run, l
 
 
 def test_a_pasted_edit_keeps_the_photo_size_and_writes_a_gif(tmp_path, toy_run, landmarker, face_photo):
-    from dftnet.checkpoints import load_trained
+    from dftnet.training.checkpoints import load_trained
 
     G, _, run = load_trained(toy_run)
     reader = lambda crops: np.zeros((len(crops), N_AUS), np.float32)  # noqa: E731
@@ -151,7 +151,7 @@ def test_a_pasted_edit_keeps_the_photo_size_and_writes_a_gif(tmp_path, toy_run, 
 
 
 def test_several_faces_need_a_choice_and_errors_write_nothing(tmp_path, toy_run, landmarker, face_photo, shared_dir):
-    from dftnet.checkpoints import load_trained
+    from dftnet.training.checkpoints import load_trained
 
     G, _, run = load_trained(toy_run)
     other = shared_dir / "data" / "ganimation-sample" / "imgs" / "N_0000000437_00540.jpg"

@@ -9,7 +9,7 @@ from torch import nn
 
 from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset
-from dftnet.figures import edit_images, fig3_eyelids, fig4_intermediate, fig5_interpolation, interpolate_aus, \
+from dftnet.reporting.figures import edit_images, fig3_eyelids, fig4_intermediate, fig5_interpolation, interpolate_aus, \
     training_curves
 from dftnet.nets.blocks import GeneratorOutput
 
@@ -151,8 +151,8 @@ def test_training_curves(tmp_path):
 def test_au_response_draws_every_variant_beside_the_truth_and_the_neutral_face(tmp_path):
     from pathlib import Path
 
-    from dftnet.figures import au_response
-    from dftnet.results import Run, Runs
+    from dftnet.reporting.figures import au_response
+    from dftnet.reporting.results import Run, Runs
 
     def run(variant, seed, raise_au01):
         per = lambda v: {"per_au": {"AU01": v, "AU12": 0.5, "AU45": float("nan")}}  # noqa: E731

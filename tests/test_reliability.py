@@ -20,15 +20,15 @@ import torch
 import yaml
 from PIL import Image
 
-from dftnet import atomic, checkpoints, stages
-from dftnet import train as trainer
+from dftnet import atomic, stages
+from dftnet.training import checkpoints, train as trainer
 from dftnet.errors import guarded
 from dftnet.config import load_params
 from dftnet.data.images import MAX_PIXELS, open_image
 from dftnet.errors import ConfigError, DataError, TrainingDiverged
 from dftnet.eval.judge import AUJudge, load_judge, save_judge
-from dftnet.report import build_timing_report
-from dftnet.results import load_timing
+from dftnet.reporting.report import build_timing_report
+from dftnet.reporting.results import load_timing
 from helpers import cli, one_line, random_dataset, tiny_run, toy_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def test_a_diverging_run_stops_with_one_line_instead_of_a_segfault(tmp_path):
         import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
         import dataclasses, torch
         from helpers import tiny_run, random_dataset
-        from dftnet import train as trainer
+        from dftnet.training import train as trainer
         from dftnet.errors import guarded
         run = tiny_run(epochs=20, lr=1e3, lr_critic=1e3)
         run = dataclasses.replace(run, train=dataclasses.replace(run.train, log_every=50))
@@ -315,7 +315,7 @@ def test_a_diverging_judge_stops_before_writing_anything(tmp_path, monkeypatch):
 
 def test_a_metrics_file_with_a_non_number_names_the_file_and_key(tmp_path):
     from dftnet.eval.schema import METRICS
-    from dftnet.report import build_report
+    from dftnet.reporting.report import build_report
 
     path = tmp_path / "metrics.json"
     summary = dict.fromkeys(METRICS)

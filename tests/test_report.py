@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dftnet.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, all_claims,
+from dftnet.reporting.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, all_claims,
                            claim_ablations, claim_speed, gate, not_learned, speed_claims,
                            paired_difference)
 from dftnet.config import EvalConfig, ModelConfig
@@ -24,8 +24,8 @@ from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_median_difference, crossed_bootstrap, crossed_t_interval, holm
 from dftnet.eval.timing import time_generators
 from dftnet.nets.generators import at_paper_size, generator_cost
-from dftnet.report import build_report, build_timing_report
-from dftnet.results import Run, Runs, Timing
+from dftnet.reporting.report import build_report, build_timing_report
+from dftnet.reporting.results import Run, Runs, Timing
 from dftnet.stages import write_json
 from helpers import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 

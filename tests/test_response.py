@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from dftnet.nets.blocks import GeneratorOutput
-from dftnet.claims import INCONCLUSIVE, Bootstrap, gate
+from dftnet.reporting.claims import INCONCLUSIVE, Bootstrap, gate
 from dftnet.config import EvalConfig, SyntheticConfig
 from dftnet.data.aus import N_AUS
 from dftnet.data.synth_dataset import build_synthetic_dataset, neutral_faces
@@ -18,7 +18,7 @@ from dftnet.eval.evaluate import evaluate_run
 from dftnet.eval.judge import AUJudge, judge_predict
 from dftnet.eval.response import mask_l1, masks, progress
 from dftnet.imageops import to_model
-from dftnet.results import load_run, Runs
+from dftnet.reporting.results import load_run, Runs
 from dftnet.stages import write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")

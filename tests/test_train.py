@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dftnet import checkpoints, train as trainer
+from dftnet.training import checkpoints, train as trainer
 from dftnet.nets import losses
 from dftnet.config import LambdaConfig, load_params, run_config_from_dict
 from dftnet.errors import DataError, TrainingDiverged
@@ -105,7 +105,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
         import sys, torch
         sys.path.insert(0, {str(ROOT / 'tests')!r})
         from helpers import random_dataset, tiny_run
-        from dftnet.train import train
+        from dftnet.training.train import train
         train(tiny_run(epochs=4), random_dataset(n=40), sys.argv[1])
     """))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -187,7 +187,7 @@ def read_curve(path):
 
 
 def test_learning_curve_logs_judge_floor_and_critic_without_changing_training(tmp_path):
-    from dftnet.curve import CURVE, CURVE_COLUMNS
+    from dftnet.training.curve import CURVE, CURVE_COLUMNS
 
     ds, judge = dataset_with_pairs(), tiny_judge()
     run = tiny_run(epochs=3, curve_every=2, curve_pairs=10)
@@ -211,7 +211,7 @@ def test_learning_curve_logs_judge_floor_and_critic_without_changing_training(tm
 
 
 def test_learning_curve_resumes_without_duplicate_rows(tmp_path):
-    from dftnet.curve import CURVE
+    from dftnet.training.curve import CURVE
 
     ds, judge = dataset_with_pairs(), tiny_judge()
     run = tiny_run(epochs=3, curve_every=1, curve_pairs=6)

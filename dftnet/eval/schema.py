@@ -1,8 +1,8 @@
 """Every metric, named once: key, display name, direction, unit, and what it needs.
 
 The evaluation writer (:mod:`dftnet.eval.evaluate`) fills ``summary[key]`` and, where a metric
-has one value per test pair, ``per_pair[key]``; the report (:mod:`dftnet.report`,
-:mod:`dftnet.claims`) reads the same keys and prints ``label``. Adding a metric is one
+has one value per test pair, ``per_pair[key]``; the report (:mod:`dftnet.reporting.report`,
+:mod:`dftnet.reporting.claims`) reads the same keys and prints ``label``. Adding a metric is one
 :class:`Metric` line here plus the line in ``evaluate`` that computes it.
 
 Files, one per trained (variant, seed), ``eval/<variant>/seed<k>/metrics.json``::

@@ -38,7 +38,7 @@ import numpy as np
 
 from dftnet.eval.schema import EYELID_AU, HIGHER, LOWER, METRICS
 from dftnet.eval.stats import bootstrap_median_difference, crossed_t_interval, holm, seed_t_interval
-from dftnet.results import Runs, Timing, display_name as _name, md_table
+from dftnet.reporting.results import Runs, Timing, display_name as _name, md_table
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE = "supported", "contradicted", "inconclusive", "not measurable here"
 SOURCE, NEUTRAL = "source unchanged", "neutral face"  # the gate's references

@@ -29,7 +29,7 @@ from dftnet.eval.paired import box_to_slices  # noqa: E402
 from dftnet.imageops import aus_to_model, to_model, to_uint8  # noqa: E402
 from dftnet.nets.blocks import eval_mode  # noqa: E402
 from dftnet.nets.losses import D_TERMS, G_TERMS, OPTIONAL_G_TERMS  # noqa: E402
-from dftnet.results import NAMES, display_name as _name  # noqa: E402
+from dftnet.reporting.results import NAMES, display_name as _name  # noqa: E402
 AU45 = AU_INDEX["AU45"]
 EYES_OPEN_BELOW = 1.0  # AU45 intensity (0-5) under which a source counts as eyes open
 EYES_CLOSED_ABOVE = 2.5  # ... and above which as eyes closed
@@ -366,7 +366,7 @@ def au_response(runs, out_path: Path) -> None:
     every variant (seed mean, the seeds as dots) beside the ground truth and the neutral face. 1 =
     the whole asked change, 0 = none; the judge reads it (on photos, the MediaPipe AU proxies).
 
-    runs: :class:`dftnet.results.Runs`.
+    runs: :class:`dftnet.reporting.results.Runs`.
     """
     reader = "judge" if any((r.progress or {}).get("judge") for r in runs.runs) else "annotator"
 

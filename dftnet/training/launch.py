@@ -1,12 +1,12 @@
 """One training run over N data-parallel processes: :func:`launch_distributed` starts ``torchrun``,
 and :func:`main` is the program it starts on each rank.
 
-    python -m torch.distributed.run --standalone --nproc_per_node N -m dftnet.launch \\
+    python -m torch.distributed.run --standalone --nproc_per_node N -m dftnet.training.launch \\
         --config run.json --data data/faces --out runs/dftnet/seed0 [--judge judge/judge.pt]
 
 :func:`dftnet.stages.train_variant` calls :func:`launch_distributed` when
 ``compute.train_processes`` > 1; it writes ``run.json`` (the resolved run config) and starts
-this; see :mod:`dftnet.distributed` for what each rank does.
+this; see :mod:`dftnet.training.distributed` for what each rank does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def launch_distributed(params: Params, run: RunConfig, out: Path, device: str | None, threads: int, judge_path: Path | None,
                        epochs_this_session: int | None = None, wall_clock: Path | None = None) -> None:
     """Train one run over ``compute.train_processes`` data-parallel processes (``torchrun``,
-    :mod:`dftnet.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
+    :mod:`dftnet.training.launch`). The ranks' own one-line errors are kept; torchrun's report of a failed
     child is not shown, so a failure is still one line."""
     import dataclasses
     import os
@@ -39,7 +39,7 @@ def launch_distributed(params: Params, run: RunConfig, out: Path, device: str | 
         spec.write_text(json.dumps(run.to_dict()), encoding="utf-8")
         compute.write_text(json.dumps(dataclasses.asdict(params.compute)), encoding="utf-8")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={params.compute.train_processes}", "-m", "dftnet.launch", "--config", str(spec),
+               f"--nproc_per_node={params.compute.train_processes}", "-m", "dftnet.training.launch", "--config", str(spec),
                "--compute", str(compute),
                "--data", str(params.data.root), "--out", str(out), "--threads", str(threads)]
         cmd += ["--judge", str(judge_path)] if judge_path is not None else []
@@ -63,7 +63,7 @@ def launch_distributed(params: Params, run: RunConfig, out: Path, device: str | 
 def main(argv: list[str] | None = None) -> int:
     from dftnet.errors import guarded
 
-    p = argparse.ArgumentParser(prog="python -m dftnet.launch")
+    p = argparse.ArgumentParser(prog="python -m dftnet.training.launch")
     p.add_argument("--config", required=True, help="resolved run config (JSON, RunConfig.to_dict)")
     p.add_argument("--compute", default=None, help="the compute section of the params (JSON): the fast path")
     p.add_argument("--data", required=True, help="prepared dataset folder")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         from dftnet import numerics
         from dftnet.config import ComputeConfig, from_mapping, run_config_from_dict
         from dftnet.data.canonical import load_dataset
-        from dftnet.train import train
+        from dftnet.training.train import train
 
         numerics.pin(args.threads, not args.no_deterministic)
         cfg = run_config_from_dict(json.loads(Path(args.config).read_text(encoding="utf-8")))

@@ -27,18 +27,19 @@ from typing import Any, Callable, Iterator, cast
 import torch
 from torch import nn
 
-from dftnet import atomic, csvlog, distributed
+from dftnet import atomic, csvlog
+from dftnet.training import distributed
 from dftnet.nets import accel, losses
 from dftnet.nets.accel import Fast
 from dftnet.nets.blocks import GeneratorOutput
 from dftnet.config import ComputeConfig, LambdaConfig, RunConfig
-from dftnet.curve import CURVE, LearningCurve
+from dftnet.training.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
-from dftnet.distributed import World
+from dftnet.training.distributed import World
 from dftnet.errors import DataError, TrainingDiverged
 from dftnet.imageops import aus_to_model, to_model
 from dftnet.nets.losses import D_TERMS, G_TERMS, OPTIONAL_G_TERMS
-from dftnet.checkpoints import CHECKPOINT, TrainState, read_checkpoint, restore, save_checkpoint
+from dftnet.training.checkpoints import CHECKPOINT, TrainState, read_checkpoint, restore, save_checkpoint
 from dftnet.nets.generators import build_critic, build_generator
 from dftnet.numerics import pick_device
 
@@ -227,7 +228,7 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
 
     The folder is locked while training (a second writer stops with one line), and a run that
     fails before its first checkpoint leaves no folder behind. Launched by ``torchrun`` over N
-    processes, the run is data parallel (:mod:`dftnet.distributed`); rank 0 holds the lock and
+    processes, the run is data parallel (:mod:`dftnet.training.distributed`); rank 0 holds the lock and
     writes everything.
     """
     out_dir, world = Path(out_dir), distributed.from_env()

@@ -1,7 +1,7 @@
 """Evaluated runs as the report reads them: ``eval/<variant>/seed<k>/metrics.json`` and
 ``timing/timing.json``, through the one metrics schema (:mod:`dftnet.eval.schema`).
 
-Both the tables (:mod:`dftnet.report`) and the claims engine (:mod:`dftnet.claims`) read
+Both the tables (:mod:`dftnet.reporting.report`) and the claims engine (:mod:`dftnet.reporting.claims`) read
 runs only through :class:`Runs` and :class:`Timing`.
 """
 

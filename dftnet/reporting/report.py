@@ -1,5 +1,5 @@
 """The report stage's tables: per-run metric files -> CSVs and ``results.md`` (the claims and
-their verdicts: :mod:`dftnet.claims`).
+their verdicts: :mod:`dftnet.reporting.claims`).
 
 Inputs are ``eval/<variant>/seed<k>/metrics.json`` (one per trained run) and, optionally, the
 AU judge's own metrics. The timing (``timing/timing.json``: inference time, FLOPs, claim 3) is
@@ -31,12 +31,12 @@ from typing import Sequence, cast
 import pandas as pd
 
 from dftnet import atomic
-from dftnet.claims import Bootstrap, all_claims, claims_markdown, speed_claims, speed_markdown
+from dftnet.reporting.claims import Bootstrap, all_claims, claims_markdown, speed_claims, speed_markdown
 from dftnet.data.aus import AU_NAMES
 from dftnet.errors import DataError
 from dftnet.eval.schema import IDENTITY_KEYS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
 from dftnet.eval.stats import mean_ci_over_seeds
-from dftnet.results import Runs, Timing, display_name as _name, load_run, load_timing, md_table, num as _num
+from dftnet.reporting.results import Runs, Timing, display_name as _name, load_run, load_timing, md_table, num as _num
 
 EYE_AUS = ("AU05", "AU07", "AU45")
 MOUTH_AUS = ("AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26")
