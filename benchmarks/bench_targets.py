@@ -39,7 +39,7 @@ from dftnet.config import load_params, resolve_variant  # noqa: E402
 from dftnet.data.dataset import FaceDataset  # noqa: E402
 from dftnet.eval.timing import device_name, time_generator  # noqa: E402
 from dftnet.nets.generators import build_generator  # noqa: E402
-from dftnet.numerics import pick_device  # noqa: E402
+from dftnet.runtime.numerics import pick_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"b1_ms": 1.0, "batched_images_per_s": 10_000, "train_ratio": 5.0, "schedule_hours": 1.0}

@@ -31,8 +31,8 @@ from dftnet.nets import blocks
 
 from dftnet.config import load_params, resolve_variant
 from dftnet.nets.generators import at_paper_size, generator_cost
-from dftnet.imageops import aus_to_model
-from dftnet.numerics import pick_device
+from dftnet.data.imageops import aus_to_model
+from dftnet.runtime.numerics import pick_device
 from dftnet.training.train import build_state, critic_terms, generator_terms, train, weighted_total
 
 

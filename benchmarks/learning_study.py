@@ -129,7 +129,7 @@ def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int
               "curve": [line.split(",")[:4] for line in curve[1:]], "threads": threads,
               "machine": f"{os.cpu_count()} CPU cores"}
     path = STUDY / "results" / f"{recipe}__{variant}__seed{seed}.json"
-    from dftnet import atomic
+    from dftnet.runtime import atomic
 
     atomic.write_text(path, json.dumps(result, indent=1))
     return result
@@ -147,7 +147,7 @@ def cmd_run(args) -> None:
     jobs = [(n, v, s) for n in names for v in args.variants for s in args.seeds
             if v in recipes[n].get("variants", args.variants) and not (STUDY / "results" / f"{n}__{v}__seed{s}.json").exists()]
     print(f"{len(jobs)} runs to do", file=sys.stderr)
-    from dftnet.procs import die_with_parent
+    from dftnet.runtime.procs import die_with_parent
 
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
@@ -200,7 +200,8 @@ def meets_targets(r: dict) -> bool | None:
 def cmd_rescore(args) -> None:
     """Score every study run whose checkpoint is still under ``study/runs/`` again, with the
     current measures (its steps, seconds and curve kept): rows gain measures added later."""
-    from dftnet import atomic, stages
+    from dftnet import stages
+    from dftnet.runtime import atomic
     from dftnet.training.checkpoints import load_trained
     from dftnet.config import load_params
     from dftnet.eval.judge import load_judge

@@ -1,7 +1,7 @@
 """The ``dftnet`` command: one subcommand per pipeline step, each a thin call into the library.
 
-Errors meant for people (:class:`dftnet.errors.BenchError`) print one line and exit 2
-(:func:`dftnet.errors.guarded`).
+Errors meant for people (:class:`dftnet.runtime.errors.BenchError`) print one line and exit 2
+(:func:`dftnet.runtime.errors.guarded`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from dftnet.errors import guarded
+from dftnet.runtime.errors import guarded
 
 
 def _parser() -> argparse.ArgumentParser:

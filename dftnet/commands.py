@@ -14,7 +14,7 @@ import torch
 
 from dftnet.config import Params
 from dftnet.edit import AUReader
-from dftnet.errors import ConfigError, DataError
+from dftnet.runtime.errors import ConfigError, DataError
 from dftnet.stages import annotator_report, evaluate_variant, prepare, report, timing, train_judge, train_variant
 
 def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None) -> None:
@@ -92,7 +92,7 @@ def edit(params: Params, photos: list[str], run_dir: str | Path | None, out_dir:
     holds the AU proxies' calibration. ``paste``: change | plain; ``colour``: auto | luminance | rgb."""
     from dftnet.data.faces import Landmarker
     from dftnet.edit import PASTES, SHIPPED, Target, edit_photos, load_generator, parse_aus, photo_paths, resolve_colour
-    from dftnet.numerics import pick_device
+    from dftnet.runtime.numerics import pick_device
 
     if steps < 1 or batch_size < 1:
         raise DataError("edit: --steps and --batch-size must be at least 1")

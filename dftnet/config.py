@@ -21,7 +21,7 @@ from typing import Any, Mapping, cast
 
 import yaml
 
-from dftnet.errors import ConfigError
+from dftnet.runtime.errors import ConfigError
 
 
 def _param(default: Any, doc: str, **rules: Any) -> Any:

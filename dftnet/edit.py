@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dftnet import atomic
+from dftnet.runtime import atomic
 from dftnet.data.aus import AU_INDEX, AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.faces import Face, Landmarker, align, eye_distance, find_faces, paste_back
 from dftnet.data.images import IMAGE_EXTS, open_image, to_rgb
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 # Prototypical AUs of each basic expression (Ekman and Friesen's EMFACS), within the suite's 17
 # AUs: disgust's AU16 and the unilateral R12/R14 of contempt have no channel here.
@@ -240,7 +240,7 @@ def paste_change(photo: np.ndarray, change: np.ndarray, face: Face) -> np.ndarra
 
 def generate(G, crops: np.ndarray, aus: np.ndarray, batch_size: int, device) -> np.ndarray:
     """uint8 N x S x S x 3 crops and N x 17 target AUs (0-5) -> uint8 edited crops."""
-    from dftnet.imageops import aus_to_model, to_model, to_uint8
+    from dftnet.data.imageops import aus_to_model, to_model, to_uint8
 
     out = []
     with torch.no_grad():
@@ -361,7 +361,7 @@ def export_generator(run_dir: str | Path, data_root: str | Path, out_dir: str | 
 def load_generator(run_dir: str | Path, device: str | torch.device = "cpu"):
     """``(G, run config)`` of a run folder (``checkpoint.pt`` of a finished run) or of an exported
     generator folder (``generator.pt``); loaded without executing code, one-line errors."""
-    from dftnet import safeload
+    from dftnet.runtime import safeload
     from dftnet.training.checkpoints import load_trained, require_finished, run_config_of
     from dftnet.nets.generators import build_generator
 

@@ -8,7 +8,7 @@
    GPU on a GPU machine) in its own temporary workspace, so runs never share a folder.
 3. ``dvc queue start -j N``: N workers take the experiments, N at a time. On a machine with
    several GPUs each training process claims a GPU no other run holds
-   (:func:`dftnet.numerics.claim_gpu`), so N workers on N GPUs train on N devices.
+   (:func:`dftnet.runtime.numerics.claim_gpu`), so N workers on N GPUs train on N devices.
 4. ``dvc repro``: DVC finds each ``train@<variant>`` with the same code, data and params in
    its run cache (the queue's workspaces share this repository's cache) and checks its outputs
    out instead of training again; evaluation, timing and the report then see every run.
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 ACTIVE = ("Queued", "Running")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from dftnet import atomic
+from dftnet.runtime import atomic
 from dftnet.config import Params, load_params, resolve_model, resolve_variant
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 
 # Every tracked file a repro writes from the clock (the timing stage's); nothing else differs
@@ -31,8 +31,8 @@ def threads_allowed() -> int:
 
 
 def load(params_path: str | Path = "params.yaml") -> Params:
-    """The validated params, with this process's numerics pinned by them (:mod:`dftnet.numerics`)."""
-    from dftnet import numerics
+    """The validated params, with this process's numerics pinned by them (:mod:`dftnet.runtime.numerics`)."""
+    from dftnet.runtime import numerics
 
     params = load_params(params_path)
     numerics.pin(params.compute.threads, params.compute.deterministic)
@@ -40,7 +40,7 @@ def load(params_path: str | Path = "params.yaml") -> Params:
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    """Atomic JSON write (:mod:`dftnet.atomic`)."""
+    """Atomic JSON write (:mod:`dftnet.runtime.atomic`)."""
     atomic.write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
@@ -110,7 +110,7 @@ def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
 
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
                judge_path: Path | None, wall_clock: Path | None = None, epochs_this_session: int | None = None) -> None:
-    from dftnet import numerics
+    from dftnet.runtime import numerics
     from dftnet.eval.judge import load_judge
     from dftnet.training.train import train
 
@@ -133,7 +133,7 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
     """Parallel workers for ``n_jobs`` runs of ``threads_per_job`` threads each on ``cores`` cores.
 
-    The threads of a job are part of its result (:mod:`dftnet.numerics`), so they are a param
+    The threads of a job are part of its result (:mod:`dftnet.runtime.numerics`), so they are a param
     and never grow to fill idle cores; only the number of jobs in flight depends on the machine.
     Small convolutions scale poorly over threads and cores oversubscribed by multi-threaded
     jobs thrash (a step 10-20x slower), hence one thread per run by default. Single-thread
@@ -160,7 +160,7 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     (a machine lent for a limited time); the same call again goes on from the checkpoints.
     """
     from dftnet.nets.generators import build_critic, build_generator
-    from dftnet.numerics import pick_device
+    from dftnet.runtime.numerics import pick_device
     from dftnet.training.train import wall_clock_path
 
     if epochs_this_session is not None and epochs_this_session < 1:
@@ -187,7 +187,7 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        from dftnet.procs import die_with_parent
+        from dftnet.runtime.procs import die_with_parent
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
@@ -221,9 +221,9 @@ def contact_sheet(params: Params, out: str | Path) -> None:
 def train_judge(params: Params, out_dir: str | Path = "judge", metrics: str | Path = "metrics/judge.json") -> None:
     """Fit the independent AU judge: ``<out_dir>/judge.pt`` and its full quality report
     ``<out_dir>/report.json`` (per AU, per split); the headline figures go to ``metrics``."""
-    from dftnet import numerics
+    from dftnet.runtime import numerics
     from dftnet.eval.judge import save_judge, train_judge as fit
-    from dftnet.numerics import pick_device
+    from dftnet.runtime.numerics import pick_device
 
     ds = dataset(params)
     judge, report = fit(ds, params.judge, pick_device())
@@ -251,11 +251,11 @@ def timing(params: Params, out: str | Path = "timing/timing.json", headline: str
     :func:`dftnet.reporting.report.build_timing_report`). Every output here is read by the clock, and no
     other stage reads them, so the rest of a repro is the same bytes on any machine.
     """
-    from dftnet import numerics
+    from dftnet.runtime import numerics
     from dftnet.nets import accel
     from dftnet.eval.timing import time_generators
     from dftnet.nets.generators import at_paper_size, build_generator, generator_cost
-    from dftnet.numerics import pick_device
+    from dftnet.runtime.numerics import pick_device
 
     torch.manual_seed(params.eval.seed)
     device = pick_device()
@@ -299,7 +299,7 @@ def evaluate_variant(params: Params, variant: str, runs_root: str | Path = "runs
     All or nothing: a failure in any seed leaves every earlier output as it was (:func:`atomic.staged`)."""
     from dftnet.data.photos import annotator_for
     from dftnet.eval.judge import load_judge
-    from dftnet.numerics import pick_device
+    from dftnet.runtime.numerics import pick_device
 
     device = pick_device()
     ds = dataset(params)

@@ -2,7 +2,7 @@
 import sys
 
 from dftnet import stages
-from dftnet.errors import guarded
+from dftnet.runtime.errors import guarded
 
 if __name__ == "__main__":  # guarded: the train stage spawns worker processes
     sys.exit(guarded(lambda: stages.contact_sheet(stages.load(), "reports/synthetic_contact_sheet.png")))

@@ -4,7 +4,7 @@ FLOPs), metrics/timing.json (DFT-Net over GANimation), reports/timing.md and rep
 import sys
 
 from dftnet import stages
-from dftnet.errors import guarded
+from dftnet.runtime.errors import guarded
 
 if __name__ == "__main__":  # guarded: the train stage spawns worker processes
     sys.exit(guarded(lambda: stages.timing(stages.load(), "timing/timing.json", "metrics/timing.json", "reports")))

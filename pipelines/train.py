@@ -3,7 +3,7 @@ writes runs/<variant>/seed<k>/ (full-state checkpoint, config, per-step log) and
 import sys
 
 from dftnet import stages
-from dftnet.errors import guarded
+from dftnet.runtime.errors import guarded
 
 if __name__ == "__main__":  # guarded: the train stage spawns worker processes
     sys.exit(guarded(lambda: stages.train_variant(stages.load(), sys.argv[1], "runs")))

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dftnet import numerics
+from dftnet.runtime import numerics
 from dftnet.training import train as trainer
 from dftnet.nets import accel, losses
 from dftnet.nets.accel import Fast
 from dftnet.config import ComputeConfig
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.timing import time_generator
 from dftnet.nets.generators import build_critic, build_generator
 
@@ -120,7 +120,7 @@ def test_timing_with_the_fast_path_restores_the_layout_and_graphs_need_cuda():
         time_generator(G, 32, batch_sizes=(1,), runs=5, warmup=1, graphs=True)
 
 
-CLAIM = "import sys; from dftnet import numerics; print(numerics.claim_gpu(3, sys.argv[1]))"
+CLAIM = "import sys; from dftnet.runtime import numerics; print(numerics.claim_gpu(3, sys.argv[1]))"
 
 
 def _claim_in_child(where: Path) -> int:

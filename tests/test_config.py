@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from dftnet.config import load_params, resolve_variant
-from dftnet.errors import ConfigError
+from dftnet.runtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

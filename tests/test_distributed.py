@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dftnet import numerics
+from dftnet.runtime import numerics
 from dftnet.training import launch, train as trainer
 from dftnet.config import load_params
 from dftnet.data.canonical import load_dataset, save_dataset
@@ -118,7 +118,7 @@ def test_a_killed_rank_resumes_bit_exact(tmp_path, one_thread):
 
 
 def test_a_batch_that_does_not_split_is_one_line(tmp_path):
-    from dftnet.errors import DataError
+    from dftnet.runtime.errors import DataError
 
     data = _data(tmp_path)
     run = tiny_run(epochs=1, curve_every=0)

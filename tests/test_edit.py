@@ -17,7 +17,7 @@ from dftnet.training import train as trainer
 from dftnet.data.aus import AU_INDEX, N_AUS
 from dftnet.data.faces import LM, N_LANDMARKS, Face, paste_back
 from dftnet.edit import EXPRESSIONS, Target, edit_photos, find, frame_weights, parse_aus
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from helpers import cli, one_line
 from helpers import random_dataset, tiny_run
 

@@ -24,7 +24,7 @@ from dftnet.eval.paired import box_to_slices, compute_paired
 from dftnet.eval.schema import RUN_METRICS
 from dftnet.eval.stats import bootstrap_ci, mean_ci_over_seeds
 from dftnet.eval.timing import time_generator, time_generators
-from dftnet.imageops import to_model, to_uint8
+from dftnet.data.imageops import to_model, to_uint8
 from dftnet.nets.blocks import GeneratorOutput
 from helpers import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 

@@ -20,7 +20,7 @@ from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.data.au_tables import read_au_table
 from dftnet.data.canonical import load_dataset, save_dataset
 from dftnet.data.ingest import ingest_folder
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 
 # ---------------------------------------------------------------------- helpers

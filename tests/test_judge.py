@@ -8,7 +8,7 @@ import torch
 from dftnet.config import JudgeConfig
 from dftnet.data.aus import N_AUS
 from dftnet.data.dataset import FaceDataset
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.judge import AUJudge, judge_predict, load_judge, save_judge, split_identities, train_judge
 
 

@@ -9,7 +9,7 @@ from baselines.ganimation import GANimationGenerator
 from dftnet.nets import blocks, losses, models
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.errors import ConfigError
+from dftnet.runtime.errors import ConfigError
 from dftnet.nets.blocks import GeneratorOutput
 from dftnet.nets.generators import build_critic, build_generator, count_parameters, generator_cost
 from dftnet.nets.models import D, DFTNet, compose, f

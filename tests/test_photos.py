@@ -25,7 +25,7 @@ from dftnet.data.canonical import load_dataset, save_dataset
 from dftnet.data.dataset import FaceDataset
 from dftnet.data.faces import CANONICAL, check_bundle, similarity
 from dftnet.data.photos import identity_of
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from helpers import cli, one_line
 
 

@@ -20,12 +20,13 @@ import torch
 import yaml
 from PIL import Image
 
-from dftnet import atomic, stages
+from dftnet import stages
+from dftnet.runtime import atomic
 from dftnet.training import checkpoints, train as trainer
-from dftnet.errors import guarded
+from dftnet.runtime.errors import guarded
 from dftnet.config import load_params
 from dftnet.data.images import MAX_PIXELS, open_image
-from dftnet.errors import ConfigError, DataError, TrainingDiverged
+from dftnet.runtime.errors import ConfigError, DataError, TrainingDiverged
 from dftnet.eval.judge import AUJudge, load_judge, save_judge
 from dftnet.reporting.report import build_timing_report
 from dftnet.reporting.results import load_timing
@@ -41,7 +42,7 @@ def test_a_diverging_run_stops_with_one_line_instead_of_a_segfault(tmp_path):
         import dataclasses, torch
         from helpers import tiny_run, random_dataset
         from dftnet.training import train as trainer
-        from dftnet.errors import guarded
+        from dftnet.runtime.errors import guarded
         run = tiny_run(epochs=20, lr=1e3, lr_critic=1e3)
         run = dataclasses.replace(run, train=dataclasses.replace(run.train, log_every=50))
         sys.exit(guarded(lambda: trainer.train(run, random_dataset(), {str(tmp_path / 'run')!r}, "cpu")))

@@ -17,7 +17,7 @@ from dftnet.reporting.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE,
                            claim_ablations, claim_speed, gate, not_learned, speed_claims,
                            paired_difference)
 from dftnet.config import EvalConfig, ModelConfig
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.evaluate import evaluate_run
 from dftnet.eval.judge import AUJudge
 from dftnet.eval.schema import METRICS, PER_PAIR_KEYS, RUN_METRICS

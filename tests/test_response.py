@@ -17,7 +17,7 @@ from dftnet.data.synth_dataset import build_synthetic_dataset, neutral_faces
 from dftnet.eval.evaluate import evaluate_run
 from dftnet.eval.judge import AUJudge, judge_predict
 from dftnet.eval.response import mask_l1, masks, progress
-from dftnet.imageops import to_model
+from dftnet.data.imageops import to_model
 from dftnet.reporting.results import load_run, Runs
 from dftnet.stages import write_json
 

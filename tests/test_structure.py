@@ -81,6 +81,39 @@ def test_no_import_circle_in_dftnet_and_baselines():
     assert not names, "import circle(s):\n" + "\n".join(names)
 
 
+# Which parts of the project each part may import (docs/layout.md): imports point one way, from
+# the entry points down to the runtime. The entry points (cli, commands, stages, edit, fanout)
+# may import anything; nothing but an entry point imports them.
+MAY_IMPORT = {
+    "runtime": set(),
+    "config": {"runtime"},
+    "data": {"runtime", "config"},
+    "nets": {"runtime", "config", "data", "baselines"},  # generators.py builds GANimation by name
+    "baselines": {"runtime", "config", "data", "nets"},
+    "eval": {"runtime", "config", "data", "nets"},
+    "training": {"runtime", "config", "data", "nets", "eval"},  # the learning curve reads the judge
+    "reporting": {"runtime", "config", "data", "nets", "eval"},
+}
+ENTRY_POINTS = {"cli", "commands", "stages", "edit", "fanout", "__init__"}
+
+
+def part_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).parts
+    if parts[0] != "dftnet":
+        return parts[0]
+    return parts[1] if len(parts) > 2 else parts[1].removesuffix(".py")
+
+
+def test_imports_point_from_the_entry_points_down_to_the_runtime():
+    wrong = sorted(f"{m.relative_to(ROOT)} imports {t.relative_to(ROOT)}"
+                   for m in project_modules() for t in imports_in(parsed(m))
+                   if part_of(t) != part_of(m) and t.name != "__init__.py"
+                   and ((part_of(t) in ENTRY_POINTS and part_of(m) not in ENTRY_POINTS) or (part_of(m) in MAY_IMPORT
+                                                        and part_of(t) not in MAY_IMPORT[part_of(m)])))
+    assert not wrong, "imports against the layout:\n" + "\n".join(wrong)
+    assert set(MAY_IMPORT) | ENTRY_POINTS >= {part_of(m) for m in project_modules()}  # every module has a place
+
+
 # ----------------------------------------------------------------- dvc dependencies
 def _module_functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
     return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}

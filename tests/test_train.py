@@ -15,7 +15,7 @@ import torch
 from dftnet.training import checkpoints, train as trainer
 from dftnet.nets import losses
 from dftnet.config import LambdaConfig, load_params, run_config_from_dict
-from dftnet.errors import DataError, TrainingDiverged
+from dftnet.runtime.errors import DataError, TrainingDiverged
 from helpers import random_dataset, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]

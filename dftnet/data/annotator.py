@@ -41,7 +41,7 @@ import numpy as np
 
 from dftnet.data.aus import AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.faces import Face, Landmarker, find_face
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 NAME = "MediaPipe AU proxies"
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from dftnet.data.aus import AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.images import IMAGE_EXTS
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 
 ID_COLUMNS = ("id", "image", "file")  # a plain AU table names its images in the first one present

@@ -36,8 +36,8 @@ import torch
 
 from dftnet.data.aus import AU_NAMES, N_AUS
 from dftnet.data.dataset import EvalPairs, FaceDataset
-from dftnet.errors import DataError
-from dftnet import atomic
+from dftnet.runtime.errors import DataError
+from dftnet.runtime import atomic
 from dftnet.data.au_tables import (AuRow, au_columns, au_vector, check_id, check_known, check_splits, column, format_au,
                                    index_unique, plain_rows, read_csv, read_id_list)
 from dftnet.data.images import read_pngs, write_png

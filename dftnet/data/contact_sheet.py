@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from dftnet import atomic
+from dftnet.runtime import atomic
 from dftnet.data.aus import AU_NAMES, N_AUS
 from dftnet.data.synth import AU_MEANINGS, render_uint8, sample_identities
 
@@ -14,7 +14,7 @@ def write_contact_sheet(path, size: int = 128, n_identities: int = 3, steps=(0, 
     """A PNG to check the renderer at a glance: one row per AU, swept over ``steps``, per identity.
 
     Columns are grouped by identity (test identities of ``seed``); each row is labelled with
-    the AU and its meaning. Written atomically (:mod:`dftnet.atomic`).
+    the AU and its meaning. Written atomically (:mod:`dftnet.runtime.atomic`).
     """
     from PIL import Image, ImageDraw, ImageFont
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 # MediaPipe's C++ side logs to stderr on every start; only errors are worth a line.
 os.environ.setdefault("GLOG_minloglevel", "2")

@@ -13,7 +13,7 @@ import torch
 
 from dftnet.config import FolderConfig
 from dftnet.data.dataset import EvalPairs, FaceDataset
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.data.au_tables import au_table_rows, check_known, check_splits, read_id_list
 from dftnet.data.images import ALPHA_RULE, IMAGE_EXTS, RESIZE_RULE, chw, open_image, square_resize, to_rgb
 

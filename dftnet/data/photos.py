@@ -30,7 +30,7 @@ from dftnet.data.dataset import FaceDataset
 from dftnet.data.faces import ALIGN_RULE, CASCADE, Landmarker, align, check_bundle, find_face
 from dftnet.data.images import IMAGE_EXTS, open_image, to_rgb
 from dftnet.data.ingest import make_pairs
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 
 _worker: Landmarker | None = None
 MIN_FACES = 4  # a train, a judge and two test photos at the very least
@@ -45,7 +45,7 @@ def identity_of(id_: str) -> str:
 def prepare_photo(path: Path, size: int, landmarker: Landmarker | None = None) -> tuple:
     """``("ok", crop H x W x 3 uint8, raw cues, cascade step)`` or ``("skip", reason)``.
     ``landmarker``: this process's (a pool worker's own by default)."""
-    from dftnet.errors import BenchError
+    from dftnet.runtime.errors import BenchError
 
     lm = landmarker or _worker
     try:
@@ -106,7 +106,7 @@ def _detect_all(files: list[Path], cfg: PhotosConfig, size: int) -> list[tuple]:
 
 def _init_pool(parent: int, bundle: str) -> None:
     """Worker start: die with the stage, and open this process's own Face Landmarker."""
-    from dftnet.procs import die_with_parent
+    from dftnet.runtime.procs import die_with_parent
 
     global _worker
     die_with_parent(parent)

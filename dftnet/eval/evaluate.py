@@ -36,13 +36,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dftnet import numerics
+from dftnet.runtime import numerics
 from dftnet.nets.blocks import eval_mode
 from dftnet.config import EvalConfig
 from dftnet.data.aus import AU_MAX, AU_NAMES
 from dftnet.data.dataset import EvalPairs, FaceDataset
 from dftnet.data.synth_dataset import neutral_faces
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.fid import compute_fid
 from dftnet.eval.identity import compute_identity, other_person_index
 from dftnet.eval.judge import judge_predict
@@ -53,7 +53,7 @@ from dftnet.eval.identity import SAME_PERSON_THRESHOLD
 from dftnet.eval.schema import EYELID_AU, METRICS, PER_PAIR_KEYS, RUN_METRICS
 from dftnet.eval.stats import bootstrap_ci
 from dftnet.eval.timing import device_name
-from dftnet.imageops import aus_to_model, to_model, to_uint8
+from dftnet.data.imageops import aus_to_model, to_model, to_uint8
 
 SUMMARY_KEYS = tuple(m.key for m in RUN_METRICS)  # the schema's metrics, every one in every file (null if unavailable)
 

@@ -25,13 +25,13 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from dftnet import atomic, safeload
+from dftnet.runtime import atomic, safeload
 from dftnet.nets.blocks import eval_mode
 from dftnet.config import JudgeConfig, from_mapping
 from dftnet.data.aus import AU_MAX, AU_NAMES, N_AUS
 from dftnet.data.dataset import FaceDataset
-from dftnet.errors import ConfigError, DataError, TrainingDiverged
-from dftnet.imageops import to_model
+from dftnet.runtime.errors import ConfigError, DataError, TrainingDiverged
+from dftnet.data.imageops import to_model
 
 JUDGE_FORMAT = 1
 
@@ -181,7 +181,7 @@ def train_judge(ds: FaceDataset, cfg: JudgeConfig, device: str | torch.device = 
 
 # ------------------------------------------------------------------------- save, load
 def save_judge(path: str | Path, judge: AUJudge, cfg: JudgeConfig, image_size: int) -> None:
-    """Plain state dict + config, written atomically (:mod:`dftnet.atomic`)."""
+    """Plain state dict + config, written atomically (:mod:`dftnet.runtime.atomic`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": JUDGE_FORMAT, "state_dict": {k: v.cpu() for k, v in judge.state_dict().items()},

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dftnet.imageops import to_model
+from dftnet.data.imageops import to_model
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 LINEAR_FILE = "alex.pth"

@@ -102,7 +102,7 @@ def unchanged_parts(gen, sources: torch.Tensor, target_aus: torch.Tensor, gt: to
     Returns ``(per-pair lists, why the DFT-Net parts are missing or None)``.
     """
     from dftnet.nets.blocks import eval_mode
-    from dftnet.imageops import aus_to_model, to_model, to_uint8
+    from dftnet.data.imageops import aus_to_model, to_model, to_uint8
     from dftnet.nets.models import flow_in_pixels
 
     weight, flow, warp = [], [], []

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-from dftnet.errors import ConfigError
+from dftnet.runtime.errors import ConfigError
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch.nn as nn
 from baselines.ganimation import GANimationGenerator
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.errors import ConfigError
+from dftnet.runtime.errors import ConfigError
 from dftnet.nets.models import D, DFTNet
 
 GENERATORS = {"dftnet": DFTNet, "ganimation": GANimationGenerator}

@@ -1,7 +1,7 @@
 """The paper's qualitative figures (Figs. 3-5) and the training curves, as PNG grids.
 
 Every figure is a grid of image cells with column titles and row labels, drawn with
-matplotlib's Agg backend and written atomically (:mod:`dftnet.atomic`). Generators run in
+matplotlib's Agg backend and written atomically (:mod:`dftnet.runtime.atomic`). Generators run in
 eval mode under ``torch.inference_mode``; their training flag is restored afterwards.
 Generators follow the shared contract ``gen(x in [-1, 1], aus in [0, 1]) -> GeneratorOutput``.
 """
@@ -21,12 +21,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dftnet import atomic  # noqa: E402
+from dftnet.runtime import atomic  # noqa: E402
 from dftnet.data.aus import AU_INDEX, AU_MAX  # noqa: E402
 from dftnet.data.dataset import FaceDataset  # noqa: E402
-from dftnet.errors import DataError  # noqa: E402
+from dftnet.runtime.errors import DataError  # noqa: E402
 from dftnet.eval.paired import box_to_slices  # noqa: E402
-from dftnet.imageops import aus_to_model, to_model, to_uint8  # noqa: E402
+from dftnet.data.imageops import aus_to_model, to_model, to_uint8  # noqa: E402
 from dftnet.nets.blocks import eval_mode  # noqa: E402
 from dftnet.nets.losses import D_TERMS, G_TERMS, OPTIONAL_G_TERMS  # noqa: E402
 from dftnet.reporting.results import NAMES, display_name as _name  # noqa: E402

@@ -30,10 +30,10 @@ from typing import Sequence, cast
 
 import pandas as pd
 
-from dftnet import atomic
+from dftnet.runtime import atomic
 from dftnet.reporting.claims import Bootstrap, all_claims, claims_markdown, speed_claims, speed_markdown
 from dftnet.data.aus import AU_NAMES
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.schema import IDENTITY_KEYS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
 from dftnet.eval.stats import mean_ci_over_seeds
 from dftnet.reporting.results import Runs, Timing, display_name as _name, load_run, load_timing, md_table, num as _num

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.schema import METRICS, N_KEY
 
 NAMES = {"dftnet": "DFT-Net", "ganimation": "GANimation"}

@@ -18,7 +18,7 @@ import numpy as np
 
 from dftnet.data.aus import AU_INDEX, AU_NAMES
 from dftnet.data.dataset import FaceDataset
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.reporting.results import md_table
 
 PROTOTYPES: dict[str, tuple[str, ...]] = {

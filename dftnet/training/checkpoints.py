@@ -17,8 +17,8 @@ from torch import nn
 
 from dftnet.nets.accel import Fast
 from dftnet.config import RunConfig, run_config_from_dict
-from dftnet import atomic, safeload
-from dftnet.errors import ConfigError, DataError, first_line
+from dftnet.runtime import atomic, safeload
+from dftnet.runtime.errors import ConfigError, DataError, first_line
 from dftnet.nets.generators import build_critic, build_generator
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,7 +81,7 @@ def restore(state: TrainState, ckpt: dict, path: Path) -> None:
 
 
 def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint without executing code (:mod:`dftnet.safeload`); one-line errors."""
+    """Load a checkpoint without executing code (:mod:`dftnet.runtime.safeload`); one-line errors."""
     state = safeload.load_file(path, "checkpoint")
     safeload.require(state, CONTENTS, path, "training checkpoint")
     return state

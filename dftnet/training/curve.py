@@ -24,13 +24,13 @@ from typing import cast
 import torch
 from torch import nn
 
-from dftnet import csvlog
+from dftnet.runtime import csvlog
 from dftnet.nets.blocks import eval_mode
 from dftnet.data.aus import AU_MAX
 from dftnet.data.dataset import FaceDataset
-from dftnet.errors import DataError
+from dftnet.runtime.errors import DataError
 from dftnet.eval.judge import AUJudge, judge_predict
-from dftnet.imageops import aus_to_model, to_model, to_uint8
+from dftnet.data.imageops import aus_to_model, to_model, to_uint8
 
 CURVE = "curve.csv"
 CURVE_COLUMNS = ("step", "au_mae", "au_mae_source", "ratio", "au_mae_critic", "n_pairs")

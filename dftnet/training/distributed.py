@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dftnet.numerics import place
+from dftnet.runtime.numerics import place
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def from_env() -> World:
 def device_of(world: World, device: torch.device) -> torch.device:
     """The device this process trains on: over several ranks, each rank's own GPU
     (``cuda:LOCAL_RANK``) where the device is CUDA without an index; in one process, a GPU no
-    other run on this machine holds (:func:`dftnet.numerics.place`); otherwise ``device``."""
+    other run on this machine holds (:func:`dftnet.runtime.numerics.place`); otherwise ``device``."""
     if world.size > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", world.local_rank % max(1, torch.cuda.device_count()))
     elif world.size == 1:

@@ -31,7 +31,7 @@ def launch_distributed(params: Params, run: RunConfig, out: Path, device: str | 
     import subprocess
     import tempfile
 
-    from dftnet.errors import DataError
+    from dftnet.runtime.errors import DataError
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".launch-") as tmp:
@@ -61,7 +61,7 @@ def launch_distributed(params: Params, run: RunConfig, out: Path, device: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dftnet.errors import guarded
+    from dftnet.runtime.errors import guarded
 
     p = argparse.ArgumentParser(prog="python -m dftnet.training.launch")
     p.add_argument("--config", required=True, help="resolved run config (JSON, RunConfig.to_dict)")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def run() -> None:
-        from dftnet import numerics
+        from dftnet.runtime import numerics
         from dftnet.config import ComputeConfig, from_mapping, run_config_from_dict
         from dftnet.data.canonical import load_dataset
         from dftnet.training.train import train

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, cast
 import torch
 from torch import nn
 
-from dftnet import atomic, csvlog
+from dftnet.runtime import atomic, csvlog
 from dftnet.training import distributed
 from dftnet.nets import accel, losses
 from dftnet.nets.accel import Fast
@@ -36,12 +36,12 @@ from dftnet.config import ComputeConfig, LambdaConfig, RunConfig
 from dftnet.training.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.training.distributed import World
-from dftnet.errors import DataError, TrainingDiverged
-from dftnet.imageops import aus_to_model, to_model
+from dftnet.runtime.errors import DataError, TrainingDiverged
+from dftnet.data.imageops import aus_to_model, to_model
 from dftnet.nets.losses import D_TERMS, G_TERMS, OPTIONAL_G_TERMS
 from dftnet.training.checkpoints import CHECKPOINT, TrainState, read_checkpoint, restore, save_checkpoint
 from dftnet.nets.generators import build_critic, build_generator
-from dftnet.numerics import pick_device
+from dftnet.runtime.numerics import pick_device
 
 LOG = "log.csv"
 LOG_COLUMNS = ("step", "epoch", "lr") + D_TERMS + G_TERMS

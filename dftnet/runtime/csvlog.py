@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from dftnet import atomic
-from dftnet.errors import DataError
+from dftnet.runtime import atomic
+from dftnet.runtime.errors import DataError
 
 
 def restart(path: Path, columns: Sequence[str], keep_until_step: int) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from dftnet.errors import ConfigError
+from dftnet.runtime.errors import ConfigError
 
 
 def pin(threads: int, deterministic: bool = True) -> None:

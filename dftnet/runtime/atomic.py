@@ -121,7 +121,7 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     a second process writing into the same folder stops with one line instead of interleaving."""
     import fcntl
 
-    from dftnet.errors import DataError
+    from dftnet.runtime.errors import DataError
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dftnet.errors import DataError, first_line
+from dftnet.runtime.errors import DataError, first_line
 
 
 def load_file(path: str | Path, what: str) -> dict:
