@@ -124,9 +124,6 @@ def f(Phi: torch.Tensor, X_s: torch.Tensor) -> torch.Tensor:
     return nnf.grid_sample(X_s.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-warp = f
-
-
 def flow_in_pixels(Phi: torch.Tensor) -> torch.Tensor:
     """``Phi`` (normalised offsets, one pixel = 2 / W in x and 2 / H in y) in pixels."""
     h, w = Phi.shape[-2:]
