@@ -12,13 +12,15 @@ from typing import Callable
 
 import torch
 
+from dftnet.config import RECORDED_ONLY_WHEN_ON
+
 # Stable names of the (unweighted) terms training computes and logs, critic then generator; a
 # term whose lambda is 0 is not computed and its log column stays empty.
 D_TERMS = ("d_adv", "d_gp", "d_cond")
 G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
-# Remedy terms added later: a log carries each one's column only when its lambda is on, so the
-# logs of every run without it keep their bytes.
-OPTIONAL_G_TERMS = ("g_idt",)
+# Terms of lambdas added after runs were recorded (config.RECORDED_ONLY_WHEN_ON): a log carries
+# each one's column only when its lambda is on, so the logs of every run without it keep their bytes.
+OPTIONAL_G_TERMS = tuple(f"g_{key}" for _, group, key in RECORDED_ONLY_WHEN_ON if group == "lambdas")
 
 
 # ------------------------------------------------------------------ Eq. (6), WGAN-GP
