@@ -19,8 +19,8 @@ import torch.nn as nn
 from dftnet.nets import losses
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
-from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
-                           stretch_gate)
+from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling,
+                           gate_small_changes, init_weights, stretch_gate)
 
 
 def mask_loss(A: torch.Tensor) -> torch.Tensor:
@@ -48,6 +48,7 @@ class GANimationGenerator(nn.Module):
         self.to_C = nn.Sequential(nn.Conv2d(cfg.base_channels, 3, 7, 1, 3, bias=False), nn.Tanh())
         self.to_A = nn.Sequential(nn.Conv2d(cfg.base_channels, 1, 7, 1, 3, bias=False), nn.Sigmoid())
         self.stretch = cfg.attention_stretch
+        self.change_deadzone = cfg.change_deadzone
         self.apply(init_weights)
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
@@ -56,7 +57,8 @@ class GANimationGenerator(nn.Module):
         C, sigmoid = self.to_C(y), self.to_A(y)
         A = stretch_gate(sigmoid, self.stretch)
         parts = {"C": C} if self.stretch == 0 else {"C": C, "A_sigmoid": sigmoid}
-        return GeneratorOutput(image=A * x_s + (1 - A) * C, attention=A, parts=parts)
+        image = gate_small_changes(A * x_s + (1 - A) * C, x_s, self.change_deadzone)
+        return GeneratorOutput(image=image, attention=A, parts=parts)
 
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:
         """Unweighted mask regularisers of the official code, only those in ``active``:

@@ -105,6 +105,9 @@ class ModelConfig:
     attention_stretch: float = _param(0.0, "remedy (not in either paper): the attention sigmoid stretched by this much "
                                   "beyond [0, 1] and clipped, so A reaches exactly 0 and 1 and the composite can pass "
                                   "a pixel through untouched; 0 = the plain sigmoid", min=0.0, max=1.0)
+    change_deadzone: float = _param(0.0, "remedy (not in either paper): a pixel whose edit changes no channel by more than "
+                                "this ([0, 1] intensity) is copied from the source, ramping to the full change at twice "
+                                "that (gradient straight through); 0 = the papers' output", min=0.0, max=0.5)
     critic_channels: int = _param(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
     critic_layers: int = _param(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
 
@@ -277,14 +280,18 @@ class RunConfig:
         the records of the runs made before it (config.json, checkpoints) keep their bytes, and
         :func:`run_config_from_dict` reads its absence as off."""
         d = dataclasses.asdict(self)
-        for section, group, key in RECORDED_ONLY_WHEN_ON:
-            if not d[section][group][key]:
-                del d[section][group][key]
+        for *groups, key in RECORDED_ONLY_WHEN_ON:
+            node = d
+            for group in groups:
+                node = node[group]
+            if not node[key]:
+                del node[key]
         return d
 
 
-# Settings added after runs were recorded, whose off value is the papers' recipe.
-RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"),)
+# Settings added after runs were recorded, whose off value is the papers' recipe (paths into
+# RunConfig.to_dict()).
+RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"))
 
 
 def _variant_override(params: Params, name: str) -> Mapping:

@@ -1,5 +1,5 @@
-"""The artifact remedies (variants, not the papers'): the flow dead zone and the stretched
-attention gate, and the unchanged region's decomposition by part."""
+"""The artifact remedies (variants, not the papers'): the flow dead zone, the stretched
+attention gate, the change gate, and the unchanged region's decomposition by part."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dftnet.nets.blocks import GeneratorOutput, attention_for_regularisers, stretch_gate
+from dftnet.nets.blocks import GeneratorOutput, attention_for_regularisers, gate_small_changes, stretch_gate
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 from dftnet.eval.response import unchanged_parts
@@ -57,6 +57,37 @@ def test_the_regularisers_read_the_sigmoid_and_zero_stretch_leaves_the_model_unc
     assert torch.equal(attention_for_regularisers(b), a.attention)
     assert plain.regularisers(a, {"att"})["att"] == stretched.regularisers(b, {"att"})["att"]
     assert torch.equal(b.attention, stretch_gate(a.attention, 0.1))
+
+
+def test_change_gate_copies_small_changes_ramps_middle_ones_and_keeps_large_ones():
+    src = torch.zeros(1, 3, 1, 4)
+    edit = src.clone()
+    edit[0, :, 0, 0] = torch.tensor([0.02, -0.03, 0.0])  # largest channel 0.015 in [0, 1] units: under 0.02
+    edit[0, :, 0, 1] = torch.tensor([0.06, 0.0, 0.0])    # 0.03: half way up the ramp (0.02 to 0.04)
+    edit[0, :, 0, 2] = torch.tensor([0.0, 0.5, -0.1])    # 0.25: far above it, kept whole
+    edit[0, :, 0, 3] = torch.tensor([0.0, 0.0, 0.08])    # 0.04: the ramp's top, kept whole
+    out = gate_small_changes(edit, src, 0.02)
+    assert out[0, :, 0, 0].tolist() == [0.0, 0.0, 0.0]   # exactly the source's pixel
+    assert out[0, :, 0, 1].tolist() == pytest.approx([0.03, 0.0, 0.0], abs=1e-7)
+    assert torch.equal(out[0, :, 0, 2:], edit[0, :, 0, 2:])
+    assert gate_small_changes(edit, src, 0.0) is edit
+
+
+def test_change_gate_passes_the_gradient_straight_through_and_is_off_at_zero():
+    src = torch.zeros(1, 3, 2, 2)
+    edit = torch.full((1, 3, 2, 2), 0.001, requires_grad=True)  # inside the gate: the output is the source
+    out = gate_small_changes(edit, src, 0.02)
+    assert torch.equal(out.detach(), src)
+    (out * torch.arange(12.0).view(1, 3, 2, 2)).sum().backward()
+    assert torch.equal(edit.grad, torch.arange(12.0).view(1, 3, 2, 2))
+    x, aus = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, N_AUS)
+    for generator in ("dftnet", "ganimation"):
+        torch.manual_seed(0)
+        plain = build_generator(ModelConfig(generator=generator, base_channels=4, n_res_blocks=1), 16)
+        torch.manual_seed(0)
+        gated = build_generator(ModelConfig(generator=generator, base_channels=4, n_res_blocks=1, change_deadzone=0.05), 16)
+        a, b = plain(x, aus).image, gated(x, aus).image
+        assert torch.equal(b, gate_small_changes(a, x, 0.05)) and not torch.equal(a, b)
 
 
 class Copier(nn.Module):

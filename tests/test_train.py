@@ -1,5 +1,6 @@
 """The trainer: schedule, lambda handling, every variant runs, SIGKILL-and-resume equality, NaN stop."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -291,3 +292,6 @@ def test_a_later_remedy_is_recorded_only_when_on():
     off, on = tiny_run(), tiny_run(lambdas=LambdaConfig(idt=1.0))
     assert "idt" not in off.to_dict()["train"]["lambdas"] and on.to_dict()["train"]["lambdas"]["idt"] == 1.0
     assert run_config_from_dict(off.to_dict()) == off and run_config_from_dict(on.to_dict()) == on
+    gated = dataclasses.replace(off, model=dataclasses.replace(off.model, change_deadzone=0.02))
+    assert "change_deadzone" not in off.to_dict()["model"] and gated.to_dict()["model"]["change_deadzone"] == 0.02
+    assert run_config_from_dict(gated.to_dict()) == gated

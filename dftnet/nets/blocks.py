@@ -48,6 +48,24 @@ def stretch_gate(sigmoid: torch.Tensor, stretch: float) -> torch.Tensor:
     return sigmoid if stretch == 0 else ((1 + 2 * stretch) * sigmoid - stretch).clamp(0.0, 1.0)
 
 
+def gate_small_changes(image: torch.Tensor, x_s: torch.Tensor, deadzone: float) -> torch.Tensor:
+    """A remedy, not in either paper (``model.change_deadzone``): a pixel whose edit changes no
+    channel by more than ``deadzone`` ([0, 1] intensity) is the source's pixel exactly, and the
+    change ramps back linearly to its full size at twice that. Where nothing should change, both
+    generators otherwise leave low-amplitude noise: DFT-Net's sub-pixel resampling and texture
+    leaking through ``1 - A``, GANimation's colour ``C`` leaking through a mask below 1. The gate
+    is on the pixel's largest channel change, so it never shifts a pixel's colour, only its size.
+
+    Forward value only: the gradient passes straight through, as if there were no gate, so a
+    change that starts small can still learn to grow past it. ``deadzone`` 0 returns ``image``."""
+    if deadzone == 0:
+        return image
+    delta = (image - x_s).detach()
+    size = delta.float().abs().amax(1, keepdim=True) / 2  # [-1, 1] images: half the span is [0, 1] units
+    keep = (size / deadzone - 1).clamp(0.0, 1.0).to(image.dtype)
+    return image + ((keep - 1) * delta)
+
+
 def attention_for_regularisers(out: "GeneratorOutput") -> torch.Tensor:
     """The attention the regularisers see: the sigmoid before :func:`stretch_gate`, else ``A``."""
     return out.parts.get("A_sigmoid", out.attention)

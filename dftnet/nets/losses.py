@@ -20,7 +20,7 @@ D_TERMS = ("d_adv", "d_gp", "d_cond")
 G_TERMS = ("g_adv", "g_cond", "g_cyc", "g_tv", "g_att", "g_att_tv", "g_flow")
 # Terms of lambdas added after runs were recorded (config.RECORDED_ONLY_WHEN_ON): a log carries
 # each one's column only when its lambda is on, so the logs of every run without it keep their bytes.
-OPTIONAL_G_TERMS = tuple(f"g_{key}" for _, group, key in RECORDED_ONLY_WHEN_ON if group == "lambdas")
+OPTIONAL_G_TERMS = tuple(f"g_{path[-1]}" for path in RECORDED_ONLY_WHEN_ON if path[:2] == ("train", "lambdas"))
 
 
 # ------------------------------------------------------------------ Eq. (6), WGAN-GP

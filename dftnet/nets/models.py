@@ -49,8 +49,8 @@ import torch.nn as nn
 import torch.nn.functional as nnf
 
 from dftnet.nets import losses
-from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling, init_weights,
-                           stretch_gate)
+from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling,
+                           gate_small_changes, init_weights, stretch_gate)
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 
@@ -170,6 +170,7 @@ class DFTNet(nn.Module):
         self.F = F(cfg.base_channels, cfg.n_down, attention=cfg.texture)
         self.stretch = cfg.attention_stretch
         self.flow_deadzone = cfg.flow_deadzone
+        self.change_deadzone = cfg.change_deadzone
         self.T = T(cfg.base_channels, cfg.n_down, cfg.skip, cfg.texture_upsample) if cfg.texture else None
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
@@ -178,12 +179,14 @@ class DFTNet(nn.Module):
         Phi = shrink_flow(Phi, self.flow_deadzone)
         X_a = f(Phi, x_s)
         if self.T is None:  # warp_only: the warped source is the edit
+            X_a = gate_small_changes(X_a, x_s, self.change_deadzone)
             return GeneratorOutput(image=X_a, attention=torch.ones_like(X_a[:, :1]), parts={"X_a": X_a, "Phi": Phi})
         B = self.T(h, skips)
         parts = {"X_a": X_a, "B": B, "Phi": Phi}
         if self.stretch:
             parts["A_sigmoid"], A = A, stretch_gate(A, self.stretch)
-        return GeneratorOutput(image=compose(A, B, X_a), attention=A, parts=parts)
+        image = gate_small_changes(compose(A, B, X_a), x_s, self.change_deadzone)
+        return GeneratorOutput(image=image, attention=A, parts=parts)
 
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:
         """Unweighted generator regularisers named as in LambdaConfig, only those in ``active``:
