@@ -1,0 +1,112 @@
+"""Where a trained run's unchanged-region error lies, and what a change gate at inference buys.
+
+    python benchmarks/unchanged_probe.py rings study/runs/<recipe>/<variant>/seed<k> [...]
+    python benchmarks/unchanged_probe.py gate  study/runs/<recipe>/<variant>/seed<k> [--deadzones 0.01 0.02 0.04]
+
+Both read the 120 **validation** pairs (never the test pairs) of the prepared dataset
+(``data.root`` of ``--params``) and print; nothing is written.
+
+- ``rings``: the unchanged region (the ground truth within MASK_TOL of the source on every
+  channel) split by the Chebyshev distance to the nearest pixel the true edit changes (1, 2, 3,
+  4-8 px, farther); for each ring its share of the region and its part of the edit's and of the
+  source's L1 to the ground truth there. Error next to the true edit's boundary is the edit
+  spilling past it; error far from it is noise over the face.
+- ``gate``: the run's edits with :func:`dftnet.nets.blocks.gate_small_changes` applied after
+  training (``model.change_deadzone`` trains with it instead), scored as the learning study
+  scores a row (:func:`learning_study.score_on_validation`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as nnf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+RINGS = ((1, 1), (2, 2), (3, 3), (4, 8), (9, None))
+SHOWN = ("unchanged_ratio", "far_ratio", "l1_ratio", "ratio_neutral", "au_raise", "au_raise_gt", "au45_raise",
+         "au45_lower", "copied_unchanged")
+
+
+def distance_to_change(unchanged: torch.Tensor, up_to: int) -> torch.Tensor:
+    """Chebyshev distance (px) from each pixel to the nearest changed one, capped at ``up_to + 1``."""
+    changed = (~unchanged).float().unsqueeze(1)
+    dist = torch.full(unchanged.shape, up_to + 1)
+    for px in range(up_to, 0, -1):
+        dist[nnf.max_pool2d(changed, 2 * px + 1, stride=1, padding=px)[:, 0] > 0] = px
+    return dist
+
+
+def rings(run: Path, ds) -> None:
+    from dftnet.data.synth_dataset import neutral_faces
+    from dftnet.eval.evaluate import edit_pairs
+    from dftnet.eval.response import masks
+    from dftnet.training.checkpoints import load_trained
+
+    pairs = ds.val_pairs
+    sources, edits = edit_pairs(load_trained(run)[0], ds, 64, pairs=pairs)
+    _, unchanged = masks(pairs.gt, sources, neutral_faces(ds, pairs.source_ids))
+    dist = distance_to_change(unchanged, 8)
+    err = {k: (x.float() / 255 - pairs.gt.float() / 255).abs().mean(1) for k, x in (("edit", edits), ("source", sources))}
+    n = unchanged.sum()
+    print(f"{run}: unchanged region {float(unchanged.float().mean()):.3f} of the image, L1 there edit "
+          f"{float(err['edit'][unchanged].mean()):.5f}, source {float(err['source'][unchanged].mean()):.5f}")
+    for lo, hi in RINGS:
+        ring = unchanged & (dist >= lo) & (dist <= (hi if hi is not None else 99))
+        part = {k: float(e[ring].sum() / n) for k, e in err.items()}
+        print(f"  {lo}{'' if hi == lo else '-' + str(hi) if hi else '+'} px: share {float(ring.sum() / n):.3f}, "
+              f"edit {part['edit']:.5f}, source {part['source']:.5f}, x {part['edit'] / max(part['source'], 1e-12):.1f}")
+    big = unchanged & (err["edit"] > 0.04)
+    print(f"  pixels the edit misses by > 0.04: {float(big.sum() / n):.4f} of the region, "
+          f"{float(err['edit'][big].sum() / n):.5f} of its L1")
+
+
+class Gated(torch.nn.Module):
+    """A trained generator whose edits pass :func:`gate_small_changes` afterwards."""
+
+    def __init__(self, G: torch.nn.Module, deadzone: float):
+        super().__init__()
+        self.G, self.deadzone = G, deadzone
+
+    def forward(self, x, aus):
+        from dftnet.nets.blocks import GeneratorOutput, gate_small_changes
+
+        out = self.G(x, aus)
+        return GeneratorOutput(gate_small_changes(out.image, x, self.deadzone), out.attention, out.parts)
+
+
+def gate(run: Path, ds, deadzones: list[float]) -> None:
+    from dftnet.eval.judge import load_judge
+    from dftnet.training.checkpoints import load_trained
+    from learning_study import score_on_validation
+
+    G, judge = load_trained(run)[0], load_judge(ROOT / "judge" / "judge.pt")
+    for dz in [0.0, *deadzones]:
+        s = score_on_validation(Gated(G, dz).eval(), ds, judge)
+        print(f"{run} deadzone {dz}: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=("rings", "gate"))
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--deadzones", nargs="+", type=float, default=[0.01, 0.02, 0.04])
+    ap.add_argument("--params", default=str(ROOT / "params.yaml"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from dftnet import stages
+    from dftnet.config import load_params
+
+    ds = stages.dataset(load_params(args.params))
+    for run in args.runs:
+        if not (run / "checkpoint.pt").is_file():
+            sys.exit(f"error: {run}: no checkpoint.pt")
+        rings(run, ds) if args.command == "rings" else gate(run, ds, args.deadzones)
+
+
+if __name__ == "__main__":
+    main()
