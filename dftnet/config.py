@@ -323,6 +323,31 @@ def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
     return RunConfig(variant=name, seed=seed, image_size=params.data.image_size, model=model, train=train)
 
 
+# The artifact remedies (not in either paper; docs/recipe.md): a variant that sets one of these
+# differently from its own family's faithful variant is a remedy of it, not an ablation.
+REMEDY_SETTINGS = (("model", "flow_deadzone"), ("model", "attention_stretch"), ("model", "change_deadzone"),
+                   ("train", "lambdas", "flow"), ("train", "lambdas", "idt"))
+
+
+def _setting(run: RunConfig, path: tuple[str, ...]):
+    node = run
+    for part in path:
+        node = getattr(node, part)
+    return node
+
+
+def remedy_of(params: Params, name: str, reference: str = "dftnet", baseline: str = "ganimation") -> str | None:
+    """The faithful variant (``reference`` for DFT-Net's family, ``baseline`` for GANimation's)
+    that variant ``name`` remedies, or None: it sets no remedy differently from that variant
+    (an ablation, or a faithful model), or that variant is not in the params."""
+    run = resolve_variant(params, name, params.seeds[0])
+    faithful = reference if run.model.generator == "dftnet" else baseline
+    if name == faithful or faithful not in params.variants:
+        return None
+    base = resolve_variant(params, faithful, params.seeds[0])
+    return faithful if any(_setting(run, p) != _setting(base, p) for p in REMEDY_SETTINGS) else None
+
+
 def run_config_from_dict(d: Mapping) -> RunConfig:
     """Rebuild a RunConfig saved with :meth:`RunConfig.to_dict` (checkpoints, run folders)."""
     return RunConfig(variant=str(d["variant"]), seed=int(d["seed"]), image_size=int(d["image_size"]),

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from dftnet.runtime import atomic
-from dftnet.config import Params, load_params, resolve_model, resolve_variant
+from dftnet.config import Params, load_params, remedy_of, resolve_model, resolve_variant
 from dftnet.runtime.errors import DataError
 
 
@@ -350,7 +350,8 @@ def _report(params: Params, runs_root: Path, eval_root: Path, judge_dir: Path, o
 
     paths = [eval_root / v / f"seed{s}" / "metrics.json" for v in params.variants for s in params.seeds]
     boot = Bootstrap(params.eval.bootstrap, params.eval.seed)
-    runs = build_report(paths, judge_dir / "report.json", out_dir, boot)
+    remedies = {v: m for v in params.variants if (m := remedy_of(params, v)) is not None}
+    runs = build_report(paths, judge_dir / "report.json", out_dir, boot, remedies=remedies)
     seed = params.seeds[0]
     gens = {v: load_trained(runs_root / v / f"seed{seed}")[0] for v in params.variants}
     run_dirs = {f"{v}/seed{s}": runs_root / v / f"seed{s}" for v in params.variants for s in params.seeds}

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dftnet.reporting.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Bootstrap, all_claims,
-                           claim_ablations, claim_speed, gate, not_learned, speed_claims,
+                           claim_ablations, claim_speed, gate, not_learned, remedy_claims, speed_claims,
                            paired_difference)
 from dftnet.config import EvalConfig, ModelConfig
 from dftnet.runtime.errors import DataError
@@ -27,7 +27,7 @@ from dftnet.nets.generators import at_paper_size, generator_cost
 from dftnet.reporting.report import build_report, build_timing_report
 from dftnet.reporting.results import Run, Runs, Timing
 from dftnet.stages import write_json
-from helpers import EYES, MOUTH, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
+from helpers import EYES, MOUTH, ROOT, ReturnSource, TinyConvGen, TinyCritic, tiny_dataset
 
 BOOT = Bootstrap(resamples=400, seed=0)
 
@@ -238,6 +238,28 @@ def test_claims_rest_on_their_primary_with_holm():
     assert ab["4"].verdict == INCONCLUSIVE and "`alike`: inconclusive" in ab["4"].why
     assert "not the paper's" in ab["4"].whose and "qualitative" in claims["1"].whose
     assert "3" not in claims  # the clock's claim is its own family: speed_claims
+
+
+def test_remedies_are_claims_of_their_own_not_ablations():
+    r = runs({"dftnet": {}, "ganimation": {}, "worse": {"l1_raise": 0.1},
+              "dftnet_clean": {"l1_unchanged": -0.1}, "ganimation_clean": {"l1_unchanged": 0.1}})
+    remedies = {"dftnet_clean": "dftnet", "ganimation_clean": "ganimation"}
+    claims = {c.id: c for c in all_claims(r, BOOT, not_ablations=list(remedies))}
+    assert claims["4"].text == "each ablation hurts (worse)" and "4.2" not in claims
+    rows = {c.text.split("`")[1]: c for c in remedy_claims(r, remedies, BOOT)}
+    assert rows["dftnet_clean"].verdict == SUPPORTED and rows["dftnet_clean"].primary.other == "dftnet"
+    assert rows["ganimation_clean"].verdict == CONTRADICTED and rows["ganimation_clean"].primary.metric == "l1_unchanged"
+    assert rows["dftnet_clean"].primary.p_holm >= rows["dftnet_clean"].primary.p  # Holm over the remedies only
+    assert {c.id for c in claims.values()} == {"1", "2", "4", "4.1"}
+
+
+def test_a_variant_is_a_remedy_when_it_sets_a_remedy_apart_from_its_own_model():
+    from dftnet.config import load_params, remedy_of
+
+    params = load_params(ROOT / "params.yaml")
+    roles = {v: remedy_of(params, v) for v in params.variants}
+    assert roles["dftnet_clean"] == "dftnet" and roles["ganimation_clean"] == "ganimation"
+    assert all(roles[v] is None for v in ("dftnet", "ganimation", "warp_only", "no_skip", "no_att_loss"))
 
 
 def test_holm_can_turn_a_marginal_primary_inconclusive():

@@ -328,13 +328,15 @@ def ablation_metrics(runs: Runs) -> tuple[str, ...]:
     return ("l1_raise", rise, err)
 
 
-def claim_ablations(runs: Runs, boot: Bootstrap, reference: str = "dftnet", baseline: str = "ganimation") -> list[Claim]:
+def claim_ablations(runs: Runs, boot: Bootstrap, reference: str = "dftnet", baseline: str = "ganimation",
+                    not_ablations: Sequence[str] = ()) -> list[Claim]:
     """(4) Each ablation hurts: the full model beats every other variant on its primary metric.
 
-    Returns the overall claim first, then one claim per ablation found in the metric files.
+    Every variant but the two models and ``not_ablations`` (the remedies; a variant of the
+    baseline's family) is an ablation. Returns the overall claim first, then one claim per ablation.
     """
     whose = "this suite's, not the paper's (the paper reports no ablation numbers)"
-    ablations = [v for v in runs.variants() if v not in (reference, baseline)]
+    ablations = [v for v in runs.variants() if v not in (reference, baseline, *not_ablations)]
     per = []
     for i, v in enumerate(ablations):
         cands = [gated(runs, m, reference, v, boot) for m in ablation_metrics(runs)]
@@ -385,11 +387,26 @@ def correct(claims: Sequence[Claim]) -> list[Claim]:
 
 
 def all_claims(runs: Runs, boot: Bootstrap = Bootstrap(), reference: str = "dftnet",
-               baseline: str = "ganimation") -> list[Claim]:
+               baseline: str = "ganimation", not_ablations: Sequence[str] = ()) -> list[Claim]:
     """The claims measured on the trained runs (1, 2, 4), Holm-adjusted together. Claim 3 (speed)
-    is read by the clock: :func:`speed_claims`."""
+    is read by the clock: :func:`speed_claims`; the remedies are their own family: :func:`remedy_claims`."""
     return correct([claim_eyelids(runs, boot, reference, baseline), claim_artifacts(runs, boot, reference, baseline)]
-                   + claim_ablations(runs, boot, reference, baseline))
+                   + claim_ablations(runs, boot, reference, baseline, not_ablations))
+
+
+def remedy_claims(runs: Runs, remedies: dict[str, str], boot: Bootstrap = Bootstrap()) -> list[Claim]:
+    """R.k: remedy ``k`` (a variant, not in either paper) leaves fewer artifacts than the faithful
+    model it remedies (``remedies``: variant -> that model, :func:`dftnet.config.remedy_of`):
+    claim 2's measures, remedy minus model, both gated. A family of its own (Holm over these
+    claims only), so the paper's claims are not corrected for the suite's own questions."""
+    whose = "this suite's: does a remedy (docs/recipe.md) do what it is for"
+    out = []
+    for i, (v, faithful) in enumerate(sorted(r for r in remedies.items() if runs.seeds(r[0]) and runs.seeds(r[1]))):
+        cands = [gated(runs, m, v, faithful, boot) for m in ("l1_unchanged", "fid", "lpips_gt", "ssim_gt")]
+        primary = first_measurable(cands)
+        out.append(_claim(f"R.{i + 1}", f"remedy `{v}` shows fewer artifacts than {_name(faithful)}", whose, primary,
+                          [d for d in cands if d is not primary]))
+    return correct(out)
 
 
 def speed_claims(timing: Timing | None, boot: Bootstrap = Bootstrap(), reference: str = "dftnet",
@@ -452,11 +469,16 @@ def claims_table(claims: Sequence[Claim]) -> str:
                       "why"], rows)
 
 
-def claims_markdown(claims: Sequence[Claim], runs: Runs, boot: Bootstrap) -> str:
+def claims_markdown(claims: Sequence[Claim], runs: Runs, boot: Bootstrap, remedies: Sequence[Claim] = ()) -> str:
     seeds = runs.seeds()
-    return (f"**Does each model edit?** (the gate: AU error below the neutral face's and raise progress above 0, "
+    text = (f"**Does each model edit?** (the gate: AU error below the neutral face's and raise progress above 0, "
             f"each CI excluding the floor)\n\n{gate_table(runs, boot)}\n\n{RULE}\n\nSeeds {seeds}.\n\n"
             f"{claims_table(claims)}\n\n{SPEED_ELSEWHERE}\n")
+    if remedies:
+        text += ("\n**The remedies** (variants that are not in either paper, docs/recipe.md; not ablations): does each "
+                 "leave fewer artifacts than the model it remedies? The same rule, Holm-adjusted over these rows "
+                 f"only.\n\n{claims_table(remedies)}\n")
+    return text
 
 
 def speed_markdown(claims: Sequence[Claim], boot: Bootstrap) -> str:

@@ -31,7 +31,8 @@ from typing import Sequence, cast
 import pandas as pd
 
 from dftnet.runtime import atomic
-from dftnet.reporting.claims import Bootstrap, all_claims, claims_markdown, speed_claims, speed_markdown
+from dftnet.reporting.claims import (Bootstrap, all_claims, claims_markdown, remedy_claims, speed_claims,
+                                     speed_markdown)
 from dftnet.data.aus import AU_NAMES
 from dftnet.runtime.errors import DataError
 from dftnet.eval.schema import IDENTITY_KEYS, N_KEY, PROTOCOL_FIELDS, RUN_METRICS, Metric, timing_metrics
@@ -297,10 +298,13 @@ def how_to_read(runs: Runs) -> str:
 
 # ------------------------------------------------------------------------ writing
 def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: Path,
-                 boot: Bootstrap = Bootstrap(), baseline: str = "ganimation", reference: str = "dftnet") -> Runs:
+                 boot: Bootstrap = Bootstrap(), baseline: str = "ganimation", reference: str = "dftnet",
+                 remedies: dict[str, str] | None = None) -> Runs:
     """Read every run's metrics.json (and the judge's), write the CSVs, results.md and claims.md;
-    return the runs read. Everything is rendered before anything is written, so a failure leaves
-    the previous report as it was."""
+    return the runs read. ``remedies``: remedy variant -> the model it remedies
+    (:func:`dftnet.config.remedy_of`): they get claims of their own, not ablation claims.
+    Everything is rendered before anything is written, so a failure leaves the previous report
+    as it was."""
     if not metric_paths:
         raise DataError("report: no metrics.json given")
     runs = Runs((load_run(Path(p)) for p in metric_paths), first=(reference, baseline))
@@ -310,11 +314,13 @@ def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: 
             judge = json.loads(Path(judge_metrics).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise DataError(f"{judge_metrics}: cannot read the judge's metrics JSON ({err})") from None
-    claims = all_claims(runs, boot, reference, baseline)
+    remedies = remedies or {}
+    claims = all_claims(runs, boot, reference, baseline, not_ablations=list(remedies))
+    remedy_rows = remedy_claims(runs, remedies, boot)
     csvs = {"results.csv": per_seed_frame(runs), "results_aggregate.csv": aggregate_frame(runs),
             "results_per_au.csv": per_au_frame(runs)}
     texts = {name: df.to_csv(index=False, na_rep="", float_format="%.6g") for name, df in csvs.items()}
-    claims_md = claims_markdown(claims, runs, boot)
+    claims_md = claims_markdown(claims, runs, boot, remedy_rows)
     texts["claims.md"] = "# The paper's claims, checked\n\n" + claims_md
     texts["results.md"] = "\n\n".join([
         "# DFT-Net vs GANimation: results",
