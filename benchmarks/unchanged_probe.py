@@ -2,9 +2,10 @@
 
     python benchmarks/unchanged_probe.py rings study/runs/<recipe>/<variant>/seed<k> [...]
     python benchmarks/unchanged_probe.py gate  study/runs/<recipe>/<variant>/seed<k> [--deadzones 0.01 0.02 0.04]
+    python benchmarks/unchanged_probe.py grid  RUN [RUN ...] --out edits.png
 
-Both read the 120 **validation** pairs (never the test pairs) of the prepared dataset
-(``data.root`` of ``--params``) and print; nothing is written.
+Each reads the **validation** pairs (never the test pairs) of the prepared dataset
+(``data.root`` of ``--params``); ``rings`` and ``gate`` print, ``grid`` writes one PNG.
 
 - ``rings``: the unchanged region (the ground truth within MASK_TOL of the source on every
   channel) split by the Chebyshev distance to the nearest pixel the true edit changes (1, 2, 3,
@@ -14,6 +15,8 @@ Both read the 120 **validation** pairs (never the test pairs) of the prepared da
 - ``gate``: the run's edits with :func:`dftnet.nets.blocks.gate_small_changes` applied after
   training (``model.change_deadzone`` trains with it instead), scored as the learning study
   scores a row (:func:`learning_study.score_on_validation`).
+- ``grid``: to look at, not to score: 8 validation pairs (every 12th) as rows; columns the source,
+  the ground truth, then per run its edit and 4x its absolute difference from the ground truth.
 """
 
 from __future__ import annotations
@@ -90,12 +93,34 @@ def gate(run: Path, ds, deadzones: list[float]) -> None:
         print(f"{run} deadzone {dz}: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
 
 
+def grid(runs: list[Path], ds, out: Path) -> None:
+    from PIL import Image
+
+    from dftnet.eval.evaluate import edit_pairs
+    from dftnet.runtime import atomic
+    from dftnet.training.checkpoints import load_trained
+
+    pairs = ds.val_pairs
+    rows = list(range(0, len(pairs), 12))[:8]
+    cols = []
+    for run in runs:
+        sources, edits = edit_pairs(load_trained(run)[0], ds, 64, pairs=pairs)
+        if not cols:
+            cols += [sources[rows], pairs.gt[rows]]
+        cols += [edits[rows], ((edits[rows].float() - pairs.gt[rows].float()).abs() * 4).clamp(0, 255).to(torch.uint8)]
+    image = torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2).permute(1, 2, 0).numpy()
+    png = Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST)
+    atomic.write_with(out, lambda tmp: png.save(tmp, format="PNG"))
+    print(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("rings", "gate"))
+    ap.add_argument("command", choices=("rings", "gate", "grid"))
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--deadzones", nargs="+", type=float, default=[0.01, 0.02, 0.04])
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
+    ap.add_argument("--out", type=Path, help="grid: the PNG to write")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from dftnet import stages
@@ -105,6 +130,11 @@ def main() -> None:
     for run in args.runs:
         if not (run / "checkpoint.pt").is_file():
             sys.exit(f"error: {run}: no checkpoint.pt")
+    if args.command == "grid":
+        if args.out is None:
+            sys.exit("error: grid: --out is required")
+        return grid(args.runs, ds, args.out)
+    for run in args.runs:
         rings(run, ds) if args.command == "rings" else gate(run, ds, args.deadzones)
 
 
