@@ -11,7 +11,7 @@ LOCK    := requirements.lock
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test test-fast lint lock bench real
+.PHONY: repro test test-fast lint lock bench real cpu-long
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ repro: $(STAMP)
 # The whole benchmark on the real faces of ../shared (docs/real-faces.md): reports/real/
 real: $(STAMP)
 	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real
+
+# The longer CPU recipe of the artifacts study (params-cpu-long.yaml; hours): reports/cpu-long/
+cpu-long: $(STAMP)
+	$(PY) -m dftnet.cli --params params-cpu-long.yaml bench --work cpu-long --reports reports/cpu-long
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q

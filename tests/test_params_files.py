@@ -27,6 +27,16 @@ def test_the_128_px_real_params_differ_from_the_64_px_ones_only_in_size():
     assert b["data.image_size"] == 128 and b["model.critic_layers"] == a["model.critic_layers"] + 1
 
 
+def test_the_long_cpu_params_differ_from_the_default_only_in_their_recipe():
+    a = flat(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    b = flat(yaml.safe_load((ROOT / "params-cpu-long.yaml").read_text()))
+    gone = {k for k in a.keys() - b.keys() if k.split(".")[1] in ("warp_only", "no_skip", "no_att_loss")}
+    assert a.keys() - b.keys() == gone and b.keys() - a.keys() == {"train.lambdas.idt"}
+    differ = {k for k in a.keys() & b.keys() if a[k] != b[k]}
+    assert differ == {"data.root", "model.base_channels", "train.epochs", "train.decay_epochs"}
+    assert b["data.root"] != a["data.root"]  # its bench never touches the default run's data
+
+
 def test_the_shipped_generator_was_trained_with_the_current_real_face_recipe():
     import json
 
