@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as nnf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -36,11 +35,13 @@ SHOWN = ("unchanged_ratio", "far_ratio", "l1_ratio", "ratio_neutral", "au_raise"
 
 
 def distance_to_change(unchanged: torch.Tensor, up_to: int) -> torch.Tensor:
-    """Chebyshev distance (px) from each pixel to the nearest changed one, capped at ``up_to + 1``."""
-    changed = (~unchanged).float().unsqueeze(1)
+    """Chebyshev distance (px) from each unchanged pixel to the nearest changed one, capped at
+    ``up_to + 1`` (changed pixels get 1: every caller masks them out)."""
+    from dftnet.eval.response import far_region
+
     dist = torch.full(unchanged.shape, up_to + 1)
     for px in range(up_to, 0, -1):
-        dist[nnf.max_pool2d(changed, 2 * px + 1, stride=1, padding=px)[:, 0] > 0] = px
+        dist[~far_region(unchanged, px)] = px
     return dist
 
 
