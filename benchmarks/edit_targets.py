@@ -1,0 +1,92 @@
+"""The edit-quality targets (the artifacts issue) on the **test** pairs, per model and seed.
+
+    python benchmarks/edit_targets.py --eval cpu-long/eval --variants dftnet_clean ganimation_clean \
+        [--out reports/cpu-long/targets.md]
+
+Reads what ``evaluate`` wrote (``<eval>/<variant>/seed<k>/metrics.json``; it read the test pairs
+once) and reads nothing else: no image, no network. Each row is one trained seed, each cell a
+ratio against its floor or ceiling and whether it meets the target, with the thresholds of the
+study (:mod:`learning_study`, which checks the same targets on validation pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_study import TARGET_AU45, TARGET_NEUTRAL, TARGET_RAISE, TARGET_UNCHANGED  # noqa: E402
+
+EYELID = "AU45"
+# (column, the ratio's numerator over its denominator, the target, whether lower is better)
+COLUMNS = (
+    ("AU error / neutral face", TARGET_NEUTRAL, True),
+    ("raise / ground truth", TARGET_RAISE, False),
+    ("AU45 raise / GT", TARGET_AU45, False),
+    ("AU45 lower / GT", TARGET_AU45, False),
+    ("unchanged L1 / source", TARGET_UNCHANGED, True),
+    ("overall L1 / source", 1.0, True),
+)
+
+
+def ratios(metrics: dict) -> list[float]:
+    """The six ratios of one evaluated seed, in :data:`COLUMNS`' order."""
+    s, prog = metrics["summary"], metrics["au"]["progress"]
+    return [s["au_mae"] / s["au_mae_neutral"],
+            s["au_raise"] / s["au_raise_gt"],
+            prog["edit"]["raise"]["per_au"][EYELID] / prog["gt"]["raise"]["per_au"][EYELID],
+            prog["edit"]["lower"]["per_au"][EYELID] / prog["gt"]["lower"]["per_au"][EYELID],
+            s["l1_unchanged"] / s["l1_unchanged_source"],
+            s["l1_gt"] / s["l1_gt_source"]]
+
+
+def meets(value: float, target: float, lower_is_better: bool) -> bool:
+    """The overall L1 must be strictly below the source's; every other target is inclusive."""
+    if target == 1.0 and lower_is_better:
+        return value < target
+    return value <= target if lower_is_better else value >= target
+
+
+def table(eval_root: Path, variants: list[str]) -> str:
+    """The markdown table, one row per (variant, seed), and a last line per variant."""
+    sign = lambda t, low: ("<" if t == 1.0 else "<=") if low else ">="  # noqa: E731 (as meets() reads it)
+    head = "| variant | seed | " + " | ".join(f"{c} ({sign(t, low)} {t:g})" for c, t, low in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    verdicts = []
+    for variant in variants:
+        files = sorted((eval_root / variant).glob("seed*/metrics.json"))
+        if not files:
+            sys.exit(f"error: {eval_root / variant}: no evaluated seed (run evaluate first)")
+        every = [True] * len(COLUMNS)
+        for f in files:
+            values = ratios(json.loads(f.read_text()))
+            ok = [meets(v, t, low) for v, (_, t, low) in zip(values, COLUMNS)]
+            every = [a and b for a, b in zip(every, ok)]
+            cells = [f"{v:.2f}" if o else f"**{v:.2f}** (missed)" for v, o in zip(values, ok)]
+            lines.append(f"| {variant} | {f.parent.name[4:]} | " + " | ".join(cells) + " |")
+        missed = [c for (c, _, _), e in zip(COLUMNS, every) if not e]
+        verdicts.append(f"- `{variant}` ({len(files)} seeds): "
+                        + ("every target met on every seed" if not missed else "missed on some seed: " + ", ".join(missed)))
+    return "\n".join(lines + [""] + verdicts) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--eval", required=True, type=Path, help="the evaluate stage's folder (eval/ or <work>/eval)")
+    ap.add_argument("--variants", nargs="+", default=["dftnet", "ganimation"])
+    ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
+    args = ap.parse_args()
+    text = table(args.eval, args.variants)
+    print(text, end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(f"# Edit-quality targets on the test pairs\n\nFrom `{args.eval}` "
+                       "(benchmarks/edit_targets.py): each ratio against its floor or ceiling, per trained seed.\n\n" + text)
+        tmp.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
