@@ -1,12 +1,14 @@
 """The edit-quality targets (the artifacts issue) on the **test** pairs, per model and seed.
 
     python benchmarks/edit_targets.py --eval cpu-long/eval --variants dftnet_clean ganimation_clean \
-        [--out reports/cpu-long/targets.md]
+        [--compare] [--out reports/cpu-long/targets.md]
 
 Reads what ``evaluate`` wrote (``<eval>/<variant>/seed<k>/metrics.json``; it read the test pairs
 once) and reads nothing else: no image, no network. Each row is one trained seed, each cell a
 ratio against its floor or ceiling and whether it meets the target, with the thresholds of the
-study (:mod:`learning_study`, which checks the same targets on validation pairs).
+study (:mod:`learning_study`, which checks the same targets on validation pairs). ``--compare``
+adds the first variant minus each other one on the artifacts and the AU error, paired by seed and
+test pair, with the claims' crossed-t 95% CI (:func:`dftnet.eval.stats.crossed_t_interval`).
 """
 
 from __future__ import annotations
@@ -72,13 +74,45 @@ def table(eval_root: Path, variants: list[str]) -> str:
     return "\n".join(lines + [""] + verdicts) + "\n"
 
 
+COMPARED = (("l1_unchanged", "unchanged-region L1"), ("l1_unchanged_far", "unchanged region 3 px from any edit"),
+            ("au_mae", "AU error"), ("l1_gt", "overall L1"))
+
+
+def compare(eval_root: Path, variants: list[str]) -> str:
+    """``variants[0]`` minus each other variant, per metric: estimate [95% CI], p (not Holm-adjusted)."""
+    import numpy as np
+
+    from dftnet.eval.stats import crossed_t_interval
+
+    def per_pair(variant: str, metric: str) -> tuple[np.ndarray, list]:
+        runs = [json.loads(f.read_text()) for f in sorted((eval_root / variant).glob("seed*/metrics.json"))]
+        values = [[np.nan if x is None else x for x in r["per_pair"][metric]] for r in runs]
+        return np.array(values, dtype=float), runs[0]["pairs"]
+
+    lines = []
+    for other in variants[1:]:
+        for metric, what in COMPARED:
+            a, pairs = per_pair(variants[0], metric)
+            b, pairs_b = per_pair(other, metric)
+            if pairs != pairs_b or a.shape != b.shape:
+                sys.exit(f"error: {eval_root}: {variants[0]} and {other} were not evaluated on the same pairs and seeds")
+            r = crossed_t_interval(a - b, pairs["source_identity"])
+            lines.append(f"- {what} (`{metric}`), `{variants[0]}` - `{other}`: {r['estimate']:+.5f} "
+                         f"[95% CI {r['ci'][0]:+.5f}, {r['ci'][1]:+.5f}], p = {r['p']:.3g} "
+                         f"({r['n_seeds']} seeds x {r['n_pairs']} pairs, {r['method']}; not Holm-adjusted)")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eval", required=True, type=Path, help="the evaluate stage's folder (eval/ or <work>/eval)")
     ap.add_argument("--variants", nargs="+", default=["dftnet", "ganimation"])
+    ap.add_argument("--compare", action="store_true", help="the first variant minus each other one, with 95%% CIs")
     ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = ap.parse_args()
     text = table(args.eval, args.variants)
+    if args.compare:
+        text += "\n" + compare(args.eval, args.variants)
     print(text, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,3 +45,19 @@ def test_each_seed_is_checked_against_each_target(tmp_path):
 def test_a_variant_without_evaluated_seeds_stops_with_one_line(tmp_path):
     out = run(tmp_path, "--variants", "nothing")
     assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "nothing: no evaluated seed" in out.stderr
+
+
+def test_compare_pairs_by_seed_and_pair(tmp_path):
+    base = [0.001 * k for k in range(6)]
+    for variant, shift in (("a", 0.002), ("b", 0.0)):
+        for seed in range(2):
+            m = metrics(0.7, 0.9, 0.6, 0.6, 1.5, 0.9)
+            m["pairs"] = {"pair_id": [f"p{k}" for k in range(6)], "source_identity": ["x", "x", "y", "y", "z", "z"]}
+            m["per_pair"] = {k: [v + shift + seed for v in base] for k in ("l1_unchanged", "l1_unchanged_far", "au_mae", "l1_gt")}
+            (tmp_path / "eval" / variant / f"seed{seed}").mkdir(parents=True)
+            (tmp_path / "eval" / variant / f"seed{seed}" / "metrics.json").write_text(json.dumps(m))
+    out = run(tmp_path, "--variants", "a", "b", "--compare")
+    assert out.returncode == 0, out.stderr
+    # every pair differs by 0.002 (up to rounding) in every seed: no spread, so the interval is the point
+    assert "- unchanged-region L1 (`l1_unchanged`), `a` - `b`: +0.00200 [95% CI +0.00200, +0.00200], p = " in out.stdout
+    assert out.stdout.count("`a` - `b`") == 4
