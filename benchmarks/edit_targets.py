@@ -22,15 +22,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning_study import TARGET_AU45, TARGET_NEUTRAL, TARGET_RAISE, TARGET_UNCHANGED  # noqa: E402
 
 EYELID = "AU45"
-# (column, the ratio's numerator over its denominator, the target, whether lower is better)
+# (column, target, how the ratio must compare with it): each ratio is against its floor or ceiling
 COLUMNS = (
-    ("AU error / neutral face", TARGET_NEUTRAL, True),
-    ("raise / ground truth", TARGET_RAISE, False),
-    ("AU45 raise / GT", TARGET_AU45, False),
-    ("AU45 lower / GT", TARGET_AU45, False),
-    ("unchanged L1 / source", TARGET_UNCHANGED, True),
-    ("overall L1 / source", 1.0, True),
+    ("AU error / neutral face", TARGET_NEUTRAL, "<="),
+    ("raise / ground truth", TARGET_RAISE, ">="),
+    ("AU45 raise / GT", TARGET_AU45, ">="),
+    ("AU45 lower / GT", TARGET_AU45, ">="),
+    ("unchanged L1 / source", TARGET_UNCHANGED, "<="),
+    ("overall L1 / source", 1.0, "<"),  # an edit closer to the truth than doing nothing
 )
+MEETS = {"<=": lambda v, t: v <= t, "<": lambda v, t: v < t, ">=": lambda v, t: v >= t}
+
+
+def load(eval_root: Path, variant: str) -> dict[str, dict]:
+    """``{seed folder: metrics.json}`` of one variant, each file read once."""
+    files = sorted((eval_root / variant).glob("seed*/metrics.json"))
+    if not files:
+        sys.exit(f"error: {eval_root / variant}: no evaluated seed (run evaluate first)")
+    return {f.parent.name: json.loads(f.read_text()) for f in files}
 
 
 def ratios(metrics: dict) -> list[float]:
@@ -44,32 +53,21 @@ def ratios(metrics: dict) -> list[float]:
             s["l1_gt"] / s["l1_gt_source"]]
 
 
-def meets(value: float, target: float, lower_is_better: bool) -> bool:
-    """The overall L1 must be strictly below the source's; every other target is inclusive."""
-    if target == 1.0 and lower_is_better:
-        return value < target
-    return value <= target if lower_is_better else value >= target
-
-
-def table(eval_root: Path, variants: list[str]) -> str:
+def table(runs: dict[str, dict[str, dict]]) -> str:
     """The markdown table, one row per (variant, seed), and a last line per variant."""
-    sign = lambda t, low: ("<" if t == 1.0 else "<=") if low else ">="  # noqa: E731 (as meets() reads it)
-    head = "| variant | seed | " + " | ".join(f"{c} ({sign(t, low)} {t:g})" for c, t, low in COLUMNS) + " |"
+    head = "| variant | seed | " + " | ".join(f"{c} ({op} {t:g})" for c, t, op in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
     verdicts = []
-    for variant in variants:
-        files = sorted((eval_root / variant).glob("seed*/metrics.json"))
-        if not files:
-            sys.exit(f"error: {eval_root / variant}: no evaluated seed (run evaluate first)")
+    for variant, seeds in runs.items():
         every = [True] * len(COLUMNS)
-        for f in files:
-            values = ratios(json.loads(f.read_text()))
-            ok = [meets(v, t, low) for v, (_, t, low) in zip(values, COLUMNS)]
+        for seed, metrics in seeds.items():
+            values = ratios(metrics)
+            ok = [MEETS[op](v, t) for v, (_, t, op) in zip(values, COLUMNS)]
             every = [a and b for a, b in zip(every, ok)]
             cells = [f"{v:.2f}" if o else f"**{v:.2f}** (missed)" for v, o in zip(values, ok)]
-            lines.append(f"| {variant} | {f.parent.name[4:]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {variant} | {seed[4:]} | " + " | ".join(cells) + " |")
         missed = [c for (c, _, _), e in zip(COLUMNS, every) if not e]
-        verdicts.append(f"- `{variant}` ({len(files)} seeds): "
+        verdicts.append(f"- `{variant}` ({len(seeds)} seeds): "
                         + ("every target met on every seed" if not missed else "missed on some seed: " + ", ".join(missed)))
     return "\n".join(lines + [""] + verdicts) + "\n"
 
@@ -78,26 +76,24 @@ COMPARED = (("l1_unchanged", "unchanged-region L1"), ("l1_unchanged_far", "uncha
             ("au_mae", "AU error"), ("l1_gt", "overall L1"))
 
 
-def compare(eval_root: Path, variants: list[str]) -> str:
-    """``variants[0]`` minus each other variant, per metric: estimate [95% CI], p (not Holm-adjusted)."""
+def compare(runs: dict[str, dict[str, dict]]) -> str:
+    """The first variant minus each other one, per metric: estimate [95% CI], p (not Holm-adjusted)."""
     import numpy as np
 
     from dftnet.eval.stats import crossed_t_interval
 
-    def per_pair(variant: str, metric: str) -> tuple[np.ndarray, list]:
-        runs = [json.loads(f.read_text()) for f in sorted((eval_root / variant).glob("seed*/metrics.json"))]
-        values = [[np.nan if x is None else x for x in r["per_pair"][metric]] for r in runs]
-        return np.array(values, dtype=float), runs[0]["pairs"]
+    def per_pair(seeds: dict[str, dict], metric: str) -> np.ndarray:
+        return np.array([[np.nan if x is None else x for x in m["per_pair"][metric]] for m in seeds.values()], dtype=float)
 
+    (first, seeds_a), *others = runs.items()
+    pairs = next(iter(seeds_a.values()))["pairs"]
     lines = []
-    for other in variants[1:]:
+    for other, seeds_b in others:
+        if next(iter(seeds_b.values()))["pairs"] != pairs or len(seeds_b) != len(seeds_a):
+            sys.exit(f"error: {other} and {first} were not evaluated on the same pairs and seeds")
         for metric, what in COMPARED:
-            a, pairs = per_pair(variants[0], metric)
-            b, pairs_b = per_pair(other, metric)
-            if pairs != pairs_b or a.shape != b.shape:
-                sys.exit(f"error: {eval_root}: {variants[0]} and {other} were not evaluated on the same pairs and seeds")
-            r = crossed_t_interval(a - b, pairs["source_identity"])
-            lines.append(f"- {what} (`{metric}`), `{variants[0]}` - `{other}`: {r['estimate']:+.5f} "
+            r = crossed_t_interval(per_pair(seeds_a, metric) - per_pair(seeds_b, metric), pairs["source_identity"])
+            lines.append(f"- {what} (`{metric}`), `{first}` - `{other}`: {r['estimate']:+.5f} "
                          f"[95% CI {r['ci'][0]:+.5f}, {r['ci'][1]:+.5f}], p = {r['p']:.3g} "
                          f"({r['n_seeds']} seeds x {r['n_pairs']} pairs, {r['method']}; not Holm-adjusted)")
     return "\n".join(lines) + "\n"
@@ -110,9 +106,10 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="the first variant minus each other one, with 95%% CIs")
     ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = ap.parse_args()
-    text = table(args.eval, args.variants)
+    runs = {v: load(args.eval, v) for v in args.variants}
+    text = table(runs)
     if args.compare:
-        text += "\n" + compare(args.eval, args.variants)
+        text += "\n" + compare(runs)
     print(text, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
