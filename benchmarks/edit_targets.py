@@ -35,11 +35,21 @@ MEETS = {"<=": lambda v, t: v <= t, "<": lambda v, t: v < t, ">=": lambda v, t: 
 
 
 def load(eval_root: Path, variant: str) -> dict[str, dict]:
-    """``{seed folder: metrics.json}`` of one variant, each file read once."""
+    """``{seed folder: metrics.json}`` of one variant, each file read once; a file that is not
+    valid JSON or lacks what the targets read stops with one line naming it."""
     files = sorted((eval_root / variant).glob("seed*/metrics.json"))
     if not files:
         sys.exit(f"error: {eval_root / variant}: no evaluated seed (run evaluate first)")
-    return {f.parent.name: json.loads(f.read_text()) for f in files}
+    out = {}
+    for f in files:
+        try:
+            out[f.parent.name] = json.loads(f.read_text())
+            ratios(out[f.parent.name])
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            sys.exit(f"error: {f}: not a readable metrics file ({err})")
+        except (KeyError, TypeError, ZeroDivisionError) as err:
+            sys.exit(f"error: {f}: lacks what the targets read ({type(err).__name__}: {err})")
+    return out
 
 
 def ratios(metrics: dict) -> list[float]:

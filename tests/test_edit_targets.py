@@ -61,3 +61,12 @@ def test_compare_pairs_by_seed_and_pair(tmp_path):
     # every pair differs by 0.002 (up to rounding) in every seed: no spread, so the interval is the point
     assert "- unchanged-region L1 (`l1_unchanged`), `a` - `b`: +0.00200 [95% CI +0.00200, +0.00200], p = " in out.stdout
     assert out.stdout.count("`a` - `b`") == 4
+
+
+def test_a_broken_metrics_file_stops_with_one_line_naming_it(tmp_path):
+    for text, why in (("{not json", "not a readable metrics file"), ('{"summary": {}}', "lacks what the targets read")):
+        (tmp_path / "eval" / "v" / "seed0").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "eval" / "v" / "seed0" / "metrics.json").write_text(text)
+        out = run(tmp_path, "--variants", "v", "--out", str(tmp_path / "t.md"))
+        assert out.returncode == 1 and out.stderr.strip().count("\n") == 0, out.stderr
+        assert "seed0/metrics.json: " + why in out.stderr and not (tmp_path / "t.md").exists()
