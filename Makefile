@@ -11,7 +11,7 @@ LOCK    := requirements.lock
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test test-fast lint lock bench real cpu-long
+.PHONY: repro test test-fast lint lock bench real cpu-long cpu-xl
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ real: $(STAMP)
 # The longer CPU recipe of the artifacts study (params-cpu-long.yaml; hours): reports/cpu-long/
 cpu-long: $(STAMP)
 	$(PY) -m dftnet.cli --params params-cpu-long.yaml bench --work cpu-long --reports reports/cpu-long
+
+# The same at 20,000 steps, the paper's two models (params-cpu-xl.yaml; ~9 h, resumable): reports/cpu-xl/
+cpu-xl: $(STAMP)
+	$(PY) -m dftnet.cli --params params-cpu-xl.yaml bench --work cpu-xl --reports reports/cpu-xl
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q

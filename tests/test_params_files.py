@@ -39,6 +39,14 @@ def test_the_long_cpu_params_differ_from_the_default_only_in_their_recipe():
     assert b["data.root"] != a["data.root"]  # its bench never touches the default run's data
 
 
+def test_the_longest_cpu_params_are_the_long_ones_at_20000_steps_without_the_remedies():
+    a = flat(yaml.safe_load((ROOT / "params-cpu-long.yaml").read_text()))
+    b = flat(yaml.safe_load((ROOT / "params-cpu-xl.yaml").read_text()))
+    assert b.keys() < a.keys() and {k.split(".")[1] for k in a.keys() - b.keys()} == {"dftnet_clean", "ganimation_clean"}
+    assert {k for k in b if a[k] != b[k]} == {"data.root", "train.epochs", "train.decay_epochs"}
+    assert b["train.epochs"] * 40 == 20_000 and b["data.root"] not in (a["data.root"], "data/faces")
+
+
 def test_the_shipped_generator_was_trained_with_the_current_real_face_recipe():
     import json
 
