@@ -99,7 +99,7 @@ def compare(runs: dict[str, dict[str, dict]]) -> str:
     pairs = next(iter(seeds_a.values()))["pairs"]
     lines = []
     for other, seeds_b in others:
-        if next(iter(seeds_b.values()))["pairs"] != pairs or len(seeds_b) != len(seeds_a):
+        if next(iter(seeds_b.values()))["pairs"] != pairs or list(seeds_b) != list(seeds_a):
             sys.exit(f"error: {other} and {first} were not evaluated on the same pairs and seeds")
         for metric, what in COMPARED:
             r = crossed_t_interval(per_pair(seeds_a, metric) - per_pair(seeds_b, metric), pairs["source_identity"])
@@ -122,11 +122,11 @@ def main() -> None:
         text += "\n" + compare(runs)
     print(text, end="")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(f"# Edit-quality targets on the test pairs\n\nFrom `{args.eval}` "
-                       "(benchmarks/edit_targets.py): each ratio against its floor or ceiling, per trained seed.\n\n" + text)
-        tmp.replace(args.out)
+        from dftnet.runtime.atomic import replacing
+
+        with replacing(args.out) as tmp:
+            tmp.write_text(f"# Edit-quality targets on the test pairs\n\nFrom `{args.eval}` "
+                           "(benchmarks/edit_targets.py): each ratio against its floor or ceiling, per trained seed.\n\n" + text)
 
 
 if __name__ == "__main__":
