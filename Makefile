@@ -11,7 +11,7 @@ LOCK    := requirements.lock
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test test-fast lint lock bench real cpu-long cpu-xl
+.PHONY: repro test test-fast lint lock bench real real-long cpu-long cpu-xl
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,11 @@ repro: $(STAMP)
 # The whole benchmark on the real faces of ../shared (docs/real-faces.md): reports/real/
 real: $(STAMP)
 	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real
+
+# params-cpu-long.yaml's recipe on the real faces, the paper's two models, seed 0 (~1.5 h): reports/real-long/
+real-long: $(STAMP)
+	$(PY) -m dftnet.cli --params params-real-long.yaml bench --work real-long --reports reports/real-long \
+		--annotator-report reports/real-long/annotator.md
 
 # The longer CPU recipe of the artifacts study (params-cpu-long.yaml; hours): reports/cpu-long/
 cpu-long: $(STAMP)

@@ -15,7 +15,7 @@ import torch
 from dftnet.config import Params
 from dftnet.edit import AUReader
 from dftnet.runtime.errors import ConfigError, DataError
-from dftnet.stages import annotator_report, evaluate_variant, prepare, report, timing, train_judge, train_variant
+from dftnet.stages import annotator_report, evaluate_variant, prepare, report, timing, train_judge, train_variants
 
 def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None) -> None:
     """The whole benchmark outside DVC, for a params file of its own (the real faces:
@@ -32,9 +32,8 @@ def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_m
         annotator_report(params, annotator_md or reports_dir / "annotator.md", work / "metrics" / "annotator.json")
     step("judge")
     train_judge(params, work / "judge", work / "metrics" / "judge.json")
-    for variant in params.variants:
-        step(f"train {variant} (seeds {params.seeds})")
-        train_variant(params, variant, work / "runs", None, work / "judge" / "judge.pt", work / "logs")
+    step(f"train {', '.join(params.variants)} (seeds {params.seeds}), one pool of runs")
+    train_variants(params, list(params.variants), work / "runs", None, work / "judge" / "judge.pt", work / "logs")
     step("timing")
     timing(params, work / "timing" / "timing.json", work / "metrics" / "timing.json", reports_dir)
     for variant in params.variants:

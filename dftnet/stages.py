@@ -159,18 +159,29 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     ``epochs_this_session``: train at most this many more epochs per seed, then stop, resumable
     (a machine lent for a limited time); the same call again goes on from the checkpoints.
     """
+    train_variants(params, [variant], runs_root, device, judge_path, logs_root, epochs_this_session)
+
+
+def train_variants(params: Params, variants: list[str], runs_root: str | Path = "runs", device: str | None = None,
+                   judge_path: str | Path | None = "judge/judge.pt", logs_root: str | Path = "logs",
+                   epochs_this_session: int | None = None) -> None:
+    """:func:`train_variant` for several variants with one pool of runs: every (variant, seed) is a
+    job, so a variant with fewer seeds than the cores does not leave a core idle (``bench``). Each
+    run's numbers do not depend on which runs share the pool: it is seeded on its own and its
+    threads are fixed (``compute.train_threads``)."""
     from dftnet.nets.generators import build_critic, build_generator
     from dftnet.runtime.numerics import pick_device
     from dftnet.training.train import wall_clock_path
 
     if epochs_this_session is not None and epochs_this_session < 1:
         raise DataError(f"--epochs-this-session: {epochs_this_session} must be at least 1")
-    run = resolve_variant(params, variant, params.seeds[0])
-    build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
-    build_critic(run.model, run.image_size)
+    for variant in variants:
+        run = resolve_variant(params, variant, params.seeds[0])
+        build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
+        build_critic(run.model, run.image_size)
     judge_path = Path(judge_path) if judge_path is not None else None
-    jobs = [(params, variant, s, Path(runs_root) / variant / f"seed{s}", device) for s in params.seeds]
-    clocks = [wall_clock_path(runs_root, variant, s) for s in params.seeds]
+    jobs = [(params, v, s, Path(runs_root) / v / f"seed{s}", device) for v in variants for s in params.seeds]
+    clocks = [wall_clock_path(runs_root, v, s) for v in variants for s in params.seeds]
     dev = pick_device(device)
     threads = params.compute.train_threads
     if params.compute.train_processes > 1:  # a distributed run takes the machine
@@ -196,9 +207,10 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
             for done in futures:
                 done.result()  # re-raises a worker's error (BenchError included) here
     logs_root = Path(logs_root)
-    write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}.csv")
-    if all((Path(runs_root) / variant / f"seed{s}" / "curve.csv").exists() for s in params.seeds):
-        write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}_curve.csv", "curve.csv")
+    for variant in variants:
+        write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}.csv")
+        if all((Path(runs_root) / variant / f"seed{s}" / "curve.csv").exists() for s in params.seeds):
+            write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}_curve.csv", "curve.csv")
 
 
 def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path, name: str = "log.csv") -> None:

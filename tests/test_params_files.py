@@ -61,3 +61,17 @@ def test_the_shipped_generator_was_trained_with_the_current_real_face_recipe():
     assert run == recorded and sum(p.numel() for p in G.parameters()) > 0
     meta = json.loads((SHIPPED / "meta.json").read_text())
     assert meta["grey"] is True and meta["annotator"] is not None
+
+
+def test_the_long_real_params_are_the_real_ones_with_the_long_cpu_recipe():
+    real = flat(yaml.safe_load((ROOT / "params-real.yaml").read_text()))
+    long = flat(yaml.safe_load((ROOT / "params-cpu-long.yaml").read_text()))
+    b = flat(yaml.safe_load((ROOT / "params-real-long.yaml").read_text()))
+    ablations = {k for k in real if k.split(".")[:2] in (["variants", "warp_only"], ["variants", "no_skip"],
+                                                        ["variants", "no_att_loss"])}
+    assert real.keys() - b.keys() == ablations and b.keys() - real.keys() == {"train.lambdas.idt"}
+    assert {k for k in b.keys() & real.keys() if b[k] != real[k]} == {
+        "data.root", "model.base_channels", "train.epochs", "train.decay_epochs", "seeds"}
+    assert b["model.base_channels"] == long["model.base_channels"] and b["train.lambdas.idt"] == long["train.lambdas.idt"]
+    assert b["train.epochs"] * 200 == long["train.epochs"] * 40  # the same 5,400 generator steps
+    assert b["data.root"] not in (real["data.root"], "data/faces")

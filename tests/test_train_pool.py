@@ -1,0 +1,32 @@
+"""``stages.train_variants``: one pool of runs over several variants gives each run exactly the
+weights it gets trained alone (``train_variant``): the pool only changes which runs share a core."""
+import torch
+import yaml
+
+from dftnet import stages
+from dftnet.training import checkpoints
+from tests.helpers import toy_params
+
+
+def _weights(path):
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {**{f"G.{k}": t for k, t in state["G"].items()}, **{f"D.{k}": t for k, t in state["D"].items()}}
+
+
+def test_pooled_variants_train_exactly_as_each_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = toy_params()
+    p["variants"] = {"dftnet": {}, "ganimation": {"model": {"generator": "ganimation"}}}
+    p["seeds"] = [0]
+    p["train"].update(epochs=1, curve_every=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    params = stages.load(tmp_path / "params.yaml")
+    stages.prepare(params)
+    stages.train_variants(params, ["dftnet", "ganimation"], "pooled", judge_path=None, logs_root="logs_pooled")
+    for v in ("dftnet", "ganimation"):
+        stages.train_variant(params, v, "alone", judge_path=None, logs_root="logs_alone")
+        pooled = _weights(tmp_path / "pooled" / v / "seed0" / checkpoints.CHECKPOINT)
+        alone = _weights(tmp_path / "alone" / v / "seed0" / checkpoints.CHECKPOINT)
+        assert pooled.keys() == alone.keys()
+        assert all(torch.equal(pooled[k], alone[k]) for k in pooled), v
+        assert (tmp_path / "logs_pooled" / f"{v}.csv").read_text() == (tmp_path / "logs_alone" / f"{v}.csv").read_text()
