@@ -45,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     from dftnet.eval.stats import crossed_t_interval
     from dftnet.runtime import atomic
     from dftnet.stages import dataset
-    from dftnet.training.checkpoints import load_trained
+    from dftnet.edit import GENERATOR, load_generator
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params-real-long.yaml")
-    ap.add_argument("--runs", nargs="+", required=True, help="run folders <runs>/<variant>/seed<k>; the first variant is the reference")
+    ap.add_argument("--runs", nargs="+", required=True,
+                    help="run folders <runs>/<variant>/seed<k> or exported generators; the first variant is the reference")
     ap.add_argument("--out", default=None, help="also write the table here (markdown)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     per_variant: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
     sources = None
     for run_dir in map(Path, args.runs):
-        G, _, run = load_trained(run_dir, "cpu")
+        G, run = load_generator(run_dir, "cpu")  # a finished run folder, or an exported one (models/real-faces)
         sources, edits = edit_pairs(G, ds, params.eval.batch_size)
-        per_variant[run.variant].append(colour_per_pair(edits))
+        name = f"{run.variant} ({run_dir})" if (run_dir / GENERATOR).is_file() else run.variant
+        per_variant[name].append(colour_per_pair(edits))
     assert sources is not None
     src = colour_per_pair(sources)
     names = list(per_variant)

@@ -47,7 +47,7 @@ def test_the_longest_cpu_params_are_the_long_ones_at_20000_steps_without_the_rem
     assert b["train.epochs"] * 40 == 20_000 and b["data.root"] not in (a["data.root"], "data/faces")
 
 
-def test_the_shipped_generator_was_trained_with_the_current_real_face_recipe():
+def test_the_shipped_generator_was_trained_with_the_current_long_real_face_recipe():
     import json
 
     from dftnet.config import load_params, resolve_variant, run_config_from_dict
@@ -55,8 +55,9 @@ def test_the_shipped_generator_was_trained_with_the_current_real_face_recipe():
 
     provenance = json.loads((SHIPPED / "provenance.json").read_text())
     recorded = run_config_from_dict(provenance["run"])
-    current = resolve_variant(load_params(ROOT / "params-real.yaml"), "dftnet", recorded.seed)
-    assert recorded == current, "params-real.yaml changed: retrain (make real) and ship again (dftnet ship)"
+    current = resolve_variant(load_params(ROOT / "params-real-long.yaml"), "dftnet", recorded.seed)
+    assert recorded == current, "params-real-long.yaml changed: retrain (make real-long) and ship again (dftnet.edit.ship)"
+    assert provenance["params_file"] == "params-real-long.yaml"
     G, run = load_generator(SHIPPED)
     assert run == recorded and sum(p.numel() for p in G.parameters()) > 0
     meta = json.loads((SHIPPED / "meta.json").read_text())
