@@ -28,12 +28,12 @@ repro: $(STAMP)
 
 # The whole benchmark on the real faces of ../shared (docs/real-faces.md): reports/real/
 real: $(STAMP)
-	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real
+	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real \
+		--annotator-report reports/annotator.md
 
 # params-cpu-long.yaml's recipe on the real faces, the paper's two models, seed 0 (~1.5 h): reports/real-long/
 real-long: $(STAMP)
-	$(PY) -m dftnet.cli --params params-real-long.yaml bench --work real-long --reports reports/real-long \
-		--annotator-report reports/real-long/annotator.md
+	$(PY) -m dftnet.cli --params params-real-long.yaml bench --work real-long --reports reports/real-long
 
 # The longer CPU recipe of the artifacts study (params-cpu-long.yaml; hours): reports/cpu-long/
 cpu-long: $(STAMP)

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from dftnet.eval.evaluate import edit_pairs
     from dftnet.eval.stats import crossed_t_interval
     from dftnet.runtime import atomic
+    from dftnet.runtime.errors import ConfigError, DataError
     from dftnet.stages import dataset
     from dftnet.edit import GENERATOR, load_generator
 
@@ -53,12 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="run folders <runs>/<variant>/seed<k> or exported generators; the first variant is the reference")
     ap.add_argument("--out", default=None, help="also write the table here (markdown)")
     args = ap.parse_args(argv)
-    torch.manual_seed(0)
     params = load_params(args.params)
     torch.set_num_threads(params.compute.threads)
     ds = dataset(params)
     if ds.pairs is None:
-        sys.exit(f"{params.data.root}: no test pairs")
+        raise DataError(f"{params.data.root}: no test pairs")
     who_of = dict(zip(ds.ids, ds.identities)) if ds.identities is not None else {}  # as evaluate clusters pairs
     people = np.array([who_of.get(s, s) for s in ds.pairs.source_ids])
     per_variant: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = names[0]
     for v in names[1:]:
         if len(per_variant[v]) != len(per_variant[ref]):
-            sys.exit(f"--runs: {v} has {len(per_variant[v])} seeds, {ref} {len(per_variant[ref])}: give the same seeds")
+            raise ConfigError(f"--runs: {v} has {len(per_variant[v])} seeds, {ref} {len(per_variant[ref])}: give the same seeds")
         lines += ["", f"{ref} - {v}, paired by seed and pair (95% CI over seeds x people, `crossed_t_interval`):"]
         for key in ("chroma", "coloured_share"):
             diff = np.stack([a[key] - b[key] for a, b in zip(per_variant[ref], per_variant[v])])
@@ -101,4 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main())
+    from dftnet.runtime.errors import guarded
+
+    sys.exit(guarded(main))

@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="the whole benchmark in one go, outside DVC (e.g. --params params-real.yaml)")
     b.add_argument("--work", default="real", help="runs, judge, eval, metrics and logs go under this folder")
     b.add_argument("--reports", default="reports/real", help="tables, claims and figures")
-    b.add_argument("--annotator-report", default="reports/annotator.md", help="the annotator's validity (photos)")
+    b.add_argument("--annotator-report", default=None,
+                   help="the annotator's validity (photos; default: <reports>/annotator.md)")
     ed = sub.add_parser("edit", help="edit your own photos with a trained run (pasted back into the photo)")
     ed.add_argument("photos", nargs="+", help="photo files or folders of photos")
     ed.add_argument("--run", default=None, help="a trained run folder, runs/<variant>/seed<k>, or an exported "
