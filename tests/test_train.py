@@ -57,6 +57,15 @@ def test_every_variant_trains_and_logs(tmp_path, variant):
     assert run.variant == variant and not G.training
 
 
+def test_a_finished_run_re_entered_keeps_its_wall_clock(tmp_path):
+    clock = tmp_path / "runs.wall_clock" / "dftnet" / "seed0.json"
+    trainer.train(tiny_run("dftnet"), random_dataset(), tmp_path / "run", wall_clock=clock)
+    recorded = clock.read_text()
+    assert json.loads(recorded)["train_seconds_this_session"] > 0
+    again = trainer.train(tiny_run("dftnet"), random_dataset(), tmp_path / "run", wall_clock=clock)
+    assert again["generator_steps"] == 4 and clock.read_text() == recorded  # nothing trained: the record stays
+
+
 def test_zero_lambda_skips_the_computation(tmp_path):
     run = tiny_run(lambdas=LambdaConfig(cyc=0.0, att=0.0, tv=0.0, gp=0.0))
     state = trainer.build_state(run, torch.device("cpu"))

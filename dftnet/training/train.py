@@ -344,7 +344,7 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
     clock = {"train_seconds_this_session": round(seconds, 2),
              "critic_images_per_s": round(images_seen / seconds, 2) if seconds > 0 and images_seen else None,
              "images_per_s_by_step": {str(k): v for k, v in log.throughput.items()}}
-    if wall_clock is not None:
+    if wall_clock is not None and t.epochs > start:  # a finished run re-entered keeps the record of its training
         atomic.write_text(wall_clock, json.dumps(clock, indent=2))
     return {**summary, **clock}
 
