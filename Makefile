@@ -31,7 +31,7 @@ real: $(STAMP)
 	$(PY) -m dftnet.cli --params params-real.yaml bench --work real --reports reports/real \
 		--annotator-report reports/annotator.md
 
-# params-cpu-long.yaml's recipe on the real faces, the paper's two models, seed 0 (~1.5 h): reports/real-long/
+# params-cpu-long.yaml's recipe on the real faces, the paper's two models (~1.5 h a seed): reports/real-long/
 real-long: $(STAMP)
 	$(PY) -m dftnet.cli --params params-real-long.yaml bench --work real-long --reports reports/real-long
 
