@@ -178,7 +178,8 @@ def cmd_import_default(args) -> None:
             run = ROOT / "runs" / variant / f"seed{seed}"
             train = json.loads((run / "train_summary.json").read_text())
             clock = wall_clock_path(ROOT / "runs", variant, seed)
-            seconds = json.loads(clock.read_text())["train_seconds_this_session"] if clock.exists() else None
+            record = json.loads(clock.read_text()) if clock.exists() else {}
+            seconds = record.get("train_seconds", record.get("train_seconds_this_session"))  # older records: one sitting
             write_result("default", variant, seed, run, train["generator_steps"], seconds,
                          score_on_validation(load_trained(run)[0], ds, judge),
                          threads="dvc repro (seeds in parallel; the last seed of each variant on both cores)")

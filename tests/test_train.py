@@ -66,6 +66,37 @@ def test_a_finished_run_re_entered_keeps_its_wall_clock(tmp_path):
     assert again["generator_steps"] == 4 and clock.read_text() == recorded  # nothing trained: the record stays
 
 
+def test_a_run_trained_over_sittings_keeps_one_wall_clock_record(tmp_path):
+    clock, ds, run = tmp_path / "runs.wall_clock" / "dftnet" / "seed0.json", random_dataset(), tiny_run(epochs=3)
+    trainer.train(run, ds, tmp_path / "run", epochs_this_session=1, wall_clock=clock)
+    first = json.loads(clock.read_text())
+    assert first["through_epoch"] == 1 and first["complete"] and [s["epochs"] for s in first["sittings"]] == [[0, 1]]
+    trainer.train(run, ds, tmp_path / "run", wall_clock=clock)
+    both = json.loads(clock.read_text())
+    assert both["through_epoch"] == 3 and both["complete"] and [s["epochs"] for s in both["sittings"]] == [[0, 1], [1, 3]]
+    assert both["sittings"][0] == first["sittings"][0]
+    assert both["train_seconds"] == pytest.approx(sum(s["seconds"] for s in both["sittings"]), abs=0.02)
+    assert both["train_seconds"] > both["train_seconds_this_session"] > 0
+    assert set(both["images_per_s_by_step"]) == {str(k) for k in range(1, 7)}  # every step of both sittings
+
+
+def test_a_wall_clock_record_gone_missing_marks_the_run_incomplete(tmp_path):
+    clock, ds, run = tmp_path / "runs.wall_clock" / "dftnet" / "seed0.json", random_dataset(), tiny_run(epochs=3)
+    trainer.train(run, ds, tmp_path / "run", epochs_this_session=1, wall_clock=clock)
+    clock.unlink()  # e.g. killed between the checkpoint and the record, or another machine's folder
+    trainer.train(run, ds, tmp_path / "run", wall_clock=clock)
+    record = json.loads(clock.read_text())
+    assert record["through_epoch"] == 3 and not record["complete"] and [s["epochs"] for s in record["sittings"]] == [[1, 3]]
+
+
+def test_a_sitting_stopped_between_checkpoints_still_saves_its_epochs(tmp_path):
+    ds = random_dataset()
+    run = tiny_run(epochs=4)
+    run = dataclasses.replace(run, train=dataclasses.replace(run.train, checkpoint_every=3))
+    trainer.train(run, ds, tmp_path, epochs_this_session=1)
+    assert torch.load(tmp_path / trainer.CHECKPOINT, weights_only=True)["epoch"] == 1  # not lost to the next sitting
+
+
 def test_zero_lambda_skips_the_computation(tmp_path):
     run = tiny_run(lambdas=LambdaConfig(cyc=0.0, att=0.0, tv=0.0, gp=0.0))
     state = trainer.build_state(run, torch.device("cpu"))

@@ -52,8 +52,14 @@ def log_columns(lam: LambdaConfig) -> tuple[str, ...]:
     return LOG_COLUMNS + tuple(k for k in OPTIONAL_G_TERMS if getattr(lam, k.split("_", 1)[1]))
 
 # Wall-clock values (throughput, seconds) differ between identical runs, so they stay out of the
-# run folder (a hashed DVC output): see :func:`wall_clock_path`.
-WALL_CLOCK_KEYS = ("train_seconds_this_session", "critic_images_per_s", "images_per_s_by_step")
+# run folder (a hashed DVC output): see :func:`wall_clock_path`. A run trained over several
+# sittings (``epochs_this_session``, a stopped job resumed) keeps one record, rewritten at every
+# checkpoint: ``sittings`` lists each sitting's checkpointed epochs and seconds (the minutes
+# after a sitting's last checkpoint are lost work, retrained next time, and not counted);
+# ``train_seconds`` sums them; ``complete`` says that every epoch up to ``through_epoch`` was timed
+# (false when a record went missing or lagged its checkpoint).
+WALL_CLOCK_KEYS = ("train_seconds", "through_epoch", "complete", "sittings", "train_seconds_this_session",
+                   "critic_images_per_s", "images_per_s_by_step")
 # Every generator family's ``regularisers(out, active)`` (TrainState.G is typed as a plain nn.Module).
 Regularisers = Callable[[GeneratorOutput, set[str]], dict[str, torch.Tensor]]
 
@@ -223,8 +229,9 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     ``compute``: the fast-path params (precision, channels_last, compile; :mod:`dftnet.nets.accel`),
     resolved for the device; the defaults (``auto``) when not given.
     Returns the run summary written to ``out_dir/train_summary.json`` together with the
-    session's wall-clock figures (:data:`WALL_CLOCK_KEYS`), which are written only to
-    ``wall_clock`` when given (:func:`wall_clock_path`), never into ``out_dir``.
+    run's wall-clock record over its sittings (:data:`WALL_CLOCK_KEYS`), which is written only to
+    ``wall_clock`` when given (:func:`wall_clock_path`), at every checkpoint, never into ``out_dir``.
+    A sitting cut short by ``epochs_this_session`` checkpoints where it stops.
 
     The folder is locked while training (a second writer stops with one line), and a run that
     fails before its first checkpoint leaves no folder behind. Launched by ``torchrun`` over N
@@ -283,6 +290,8 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
     autocast = accel.autocast(fast, dev)
     start, t_start = state.epoch, time.perf_counter()
     saved = {"epoch": state.epoch if ckpt_path.exists() else None}
+    earlier = earlier_sittings(wall_clock, start) if world.main else {}
+    clock = clock_record(earlier, start, start, 0.0, images.shape[0], {})
 
     def flush(epoch: int) -> dict:
         """One log row; a non-finite loss stops the run here, naming the folder, step and term."""
@@ -325,7 +334,8 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
             if curve and state.step % t.curve_every == 0:  # 6. the judge reads held-out edits
                 curve.point(state)
         state.epoch = epoch + 1
-        checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs
+        stop_now = epochs_this_session is not None and state.epoch - start >= epochs_this_session
+        checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs or stop_now
         if checkpoint_now and log.pending:  # a non-finite term stops here, before the save
             flush(epoch)
         state.sched_G.step()
@@ -333,20 +343,50 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
         if checkpoint_now:  # 7. full state, atomically, by rank 0 (every rank's state is the same)
             if world.main:
                 save_checkpoint(state, run, ckpt_path, fast)
+                clock = clock_record(earlier, start, state.epoch, time.perf_counter() - t_start, images.shape[0],
+                                     log.throughput)
+                if wall_clock is not None:  # only a sitting that trains writes: a finished run keeps its record
+                    atomic.write_text(wall_clock, json.dumps(clock, indent=2))
             distributed.barrier(world)
             saved["epoch"] = state.epoch
-        if epochs_this_session is not None and state.epoch - start >= epochs_this_session:
+        if stop_now:
             return {}
     if not world.main:
         return {}
     summary = write_summary(run, state, out_dir, dev, fast, world.size)
-    seconds, images_seen = time.perf_counter() - t_start, images.shape[0] * (t.epochs - start)
-    clock = {"train_seconds_this_session": round(seconds, 2),
-             "critic_images_per_s": round(images_seen / seconds, 2) if seconds > 0 and images_seen else None,
-             "images_per_s_by_step": {str(k): v for k, v in log.throughput.items()}}
-    if wall_clock is not None and t.epochs > start:  # a finished run re-entered keeps the record of its training
-        atomic.write_text(wall_clock, json.dumps(clock, indent=2))
     return {**summary, **clock}
+
+
+def earlier_sittings(wall_clock: str | Path | None, start: int) -> dict:
+    """What a resumed run's wall-clock record says of the sittings before this one: the record
+    when it covers exactly the ``start`` epochs of the checkpoint, else its sittings marked
+    incomplete (missing, unreadable, an older format, or lagging a checkpoint written after it)."""
+    if start == 0:
+        return {"sittings": [], "complete": True, "images_per_s_by_step": {}}
+    try:
+        prior = json.loads(Path(wall_clock).read_text()) if wall_clock is not None else {}
+    except (OSError, ValueError):
+        prior = {}
+    prior = prior if isinstance(prior, dict) else {}
+    sittings = prior.get("sittings") if isinstance(prior.get("sittings"), list) else []
+    complete = prior.get("through_epoch") == start and prior.get("complete") is True
+    return {"sittings": sittings, "complete": complete, "images_per_s_by_step": prior.get("images_per_s_by_step") or {}}
+
+
+def clock_record(earlier: dict, start: int, epoch: int, seconds: float, images_per_epoch: int,
+                 throughput: dict[int, float]) -> dict:
+    """The wall-clock record after this sitting trained epochs ``start`` to ``epoch`` in
+    ``seconds``, following the ``earlier`` sittings (:func:`earlier_sittings`)."""
+    sittings = list(earlier.get("sittings", []))
+    if epoch > start:
+        sittings.append({"epochs": [start, epoch], "seconds": round(seconds, 2)})
+    total = sum(float(s.get("seconds", 0.0)) for s in sittings)
+    timed_epochs = sum(s["epochs"][1] - s["epochs"][0] for s in sittings)
+    return {"train_seconds": round(total, 2), "through_epoch": epoch, "complete": bool(earlier.get("complete", True)),
+            "sittings": sittings, "train_seconds_this_session": round(seconds, 2),
+            "critic_images_per_s": round(images_per_epoch * timed_epochs / total, 2) if total > 0 else None,
+            "images_per_s_by_step": {**earlier.get("images_per_s_by_step", {}),
+                                     **{str(k): v for k, v in throughput.items()}}}
 
 
 def write_summary(run: RunConfig, state: TrainState, out_dir: Path, dev: torch.device, fast: Fast = Fast(),
