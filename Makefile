@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 lock: $(STAMP)
 	{ sed -n '1,2p' $(LOCK); $(PY) -m pip freeze --exclude-editable; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 
+# The long benchmarks train over sittings: `make cpu-xl HOURS=2` trains about 2 h, checkpoints and
+# stops before evaluation; the same command goes on. Without HOURS they run to the end.
+SITTING = $(if $(HOURS),--hours $(HOURS))
+
 repro: $(STAMP)
 	dvc repro
 
@@ -33,15 +37,15 @@ real: $(STAMP)
 
 # params-cpu-long.yaml's recipe on the real faces, the paper's two models (~1.5 h a seed): reports/real-long/
 real-long: $(STAMP)
-	$(PY) -m dftnet.cli --params params-real-long.yaml bench --work real-long --reports reports/real-long
+	$(PY) -m dftnet.cli --params params-real-long.yaml bench --work real-long --reports reports/real-long $(SITTING)
 
 # The longer CPU recipe of the artifacts study (params-cpu-long.yaml; hours): reports/cpu-long/
 cpu-long: $(STAMP)
-	$(PY) -m dftnet.cli --params params-cpu-long.yaml bench --work cpu-long --reports reports/cpu-long
+	$(PY) -m dftnet.cli --params params-cpu-long.yaml bench --work cpu-long --reports reports/cpu-long $(SITTING)
 
-# The same at 20,000 steps, the paper's two models (params-cpu-xl.yaml; ~9 h, resumable): reports/cpu-xl/
+# The same at 20,000 steps, the paper's two models (params-cpu-xl.yaml; ~9-18 h, in sittings): reports/cpu-xl/
 cpu-xl: $(STAMP)
-	$(PY) -m dftnet.cli --params params-cpu-xl.yaml bench --work cpu-xl --reports reports/cpu-xl
+	$(PY) -m dftnet.cli --params params-cpu-xl.yaml bench --work cpu-xl --reports reports/cpu-xl $(SITTING)
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="the whole benchmark in one go, outside DVC (e.g. --params params-real.yaml)")
     b.add_argument("--work", default="real", help="runs, judge, eval, metrics and logs go under this folder")
     b.add_argument("--reports", default="reports/real", help="tables, claims and figures")
+    b.add_argument("--hours", type=float, default=None, metavar="H",
+                   help="train for about H hours this sitting, then checkpoint and stop before evaluation; "
+                   "the same command goes on (e.g. make cpu-xl HOURS=2)")
     b.add_argument("--annotator-report", default=None,
                    help="the annotator's validity (photos; default: <reports>/annotator.md)")
     ed = sub.add_parser("edit", help="edit your own photos with a trained run (pasted back into the photo)")
@@ -115,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "annotator":
             stages.annotator_report(params, args.out, args.metrics)
         elif args.command == "bench":
-            commands.bench(params, args.work, args.reports, args.annotator_report)
+            commands.bench(params, args.work, args.reports, args.annotator_report, args.hours)
         elif args.command == "edit":
             _edit(commands, params, args)
         elif args.command == "fanout":

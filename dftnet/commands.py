@@ -17,12 +17,20 @@ from dftnet.edit import AUReader
 from dftnet.runtime.errors import ConfigError, DataError
 from dftnet.stages import annotator_report, evaluate_variant, prepare, report, timing, train_judge, train_variants
 
-def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None) -> None:
+def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None,
+          hours: float | None = None) -> None:
     """The whole benchmark outside DVC, for a params file of its own (the real faces:
     ``params-real.yaml``): prepare, the annotator's validity (photos), the judge, every variant
     and seed, timing, evaluation, the report. Everything goes under ``work`` (runs, judge, eval,
     metrics, logs) except the reports, under ``reports_dir``. Training resumes from checkpoints,
-    so a stopped bench picks up where it was by running the same command again."""
+    so a stopped bench picks up where it was by running the same command again. ``hours``: a
+    sitting's time limit for the training (every run checkpoints and stops after the first epoch
+    past it); then the bench stops before timing and evaluation, to go on next sitting."""
+    import time
+
+    if hours is not None and not hours > 0:
+        raise ConfigError(f"--hours: {hours} must be a positive number of hours")
+    deadline = time.time() + hours * 3600 if hours is not None else None
     work, reports_dir = Path(work), Path(reports_dir)
     step = lambda what: print(f"bench: {what}", file=sys.stderr)  # noqa: E731
     step(f"prepare -> {params.data.root}")
@@ -33,7 +41,12 @@ def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_m
     step("judge")
     train_judge(params, work / "judge", work / "metrics" / "judge.json")
     step(f"train {', '.join(params.variants)} (seeds {params.seeds}), one pool of runs")
-    train_variants(params, list(params.variants), work / "runs", None, work / "judge" / "judge.pt", work / "logs")
+    left = train_variants(params, list(params.variants), work / "runs", None, work / "judge" / "judge.pt",
+                          work / "logs", deadline=deadline)
+    if left:
+        step(f"stopped at the {hours} h limit with {len(left)} runs unfinished ({', '.join(left)}); "
+             "the same command goes on from their checkpoints")
+        return
     step("timing")
     timing(params, work / "timing" / "timing.json", work / "metrics" / "timing.json", reports_dir)
     for variant in params.variants:

@@ -109,17 +109,23 @@ def annotator_report(params: Params, out: str | Path = "reports/annotator.md",
 
 
 def _train_one(params: Params, variant: str, seed: int, out: Path, device: str | None, threads: int,
-               judge_path: Path | None, wall_clock: Path | None = None, epochs_this_session: int | None = None) -> None:
+               judge_path: Path | None, wall_clock: Path | None = None, epochs_this_session: int | None = None,
+               deadline: float | None = None) -> bool:
+    """Train one run; True when it has reached its last epoch (now or in an earlier sitting)."""
+    import time
+
     from dftnet.runtime import numerics
     from dftnet.eval.judge import load_judge
     from dftnet.training.train import train
 
     run = resolve_variant(params, variant, seed)
+    if deadline is not None and time.time() >= deadline:  # the sitting's time is up before this run's turn
+        return finished(out, run.train.epochs)
     if params.compute.train_processes > 1:
         from dftnet.training.launch import launch_distributed
 
         launch_distributed(params, run, out, device, threads, judge_path, epochs_this_session, wall_clock)
-        return
+        return True if epochs_this_session is None else finished(out, run.train.epochs)
     numerics.pin(threads, params.compute.deterministic)  # a spawned worker starts unpinned
     judge = None
     if judge_path is not None and run.train.curve_every:
@@ -127,7 +133,14 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
             raise DataError(f"{judge_path}: the AU judge that draws the learning curve is missing; train it first "
                             f"(dvc repro judge, or dftnet judge) or set train.curve_every: 0")
         judge = load_judge(judge_path, torch.device("cpu"))  # the run moves it to the device it claims
-    train(run, dataset(params), out, device, epochs_this_session, judge, params.compute, wall_clock)
+    return bool(train(run, dataset(params), out, device, epochs_this_session, judge, params.compute, wall_clock,
+                      deadline))
+
+
+def finished(run_dir: Path, epochs: int) -> bool:
+    """Whether the run in ``run_dir`` has trained its ``epochs`` (its summary says so)."""
+    summary = run_dir / "train_summary.json"
+    return summary.exists() and json.loads(summary.read_text()).get("epochs") == epochs
 
 
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
@@ -147,7 +160,7 @@ def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
 
 def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", device: str | None = None,
                   judge_path: str | Path | None = "judge/judge.pt", logs_root: str | Path = "logs",
-                  epochs_this_session: int | None = None) -> None:
+                  epochs_this_session: int | None = None, deadline: float | None = None) -> list[str]:
     """Train ``variant`` once per seed into ``<runs_root>/<variant>/seed<k>/``.
 
     On a CPU the seeds run in parallel processes (:func:`thread_plan`), within the cores
@@ -158,17 +171,21 @@ def train_variant(params: Params, variant: str, runs_root: str | Path = "runs", 
     ``logs_root``: where the seed-mean logs for ``dvc plots`` go (``<logs_root>/<variant>.csv``).
     ``epochs_this_session``: train at most this many more epochs per seed, then stop, resumable
     (a machine lent for a limited time); the same call again goes on from the checkpoints.
+    ``deadline`` (``time.time()`` seconds): the same, by the clock: each run stops after the first
+    epoch that ends past it, and a run whose turn comes later does not start. Returns the runs
+    left unfinished (``<variant>/seed<k>``).
     """
-    train_variants(params, [variant], runs_root, device, judge_path, logs_root, epochs_this_session)
+    return train_variants(params, [variant], runs_root, device, judge_path, logs_root, epochs_this_session, deadline)
 
 
 def train_variants(params: Params, variants: list[str], runs_root: str | Path = "runs", device: str | None = None,
                    judge_path: str | Path | None = "judge/judge.pt", logs_root: str | Path = "logs",
-                   epochs_this_session: int | None = None) -> None:
+                   epochs_this_session: int | None = None, deadline: float | None = None) -> list[str]:
     """:func:`train_variant` for several variants with one pool of runs: every (variant, seed) is a
     job, so a variant with fewer seeds than the cores does not leave a core idle (``bench``). Each
     run's numbers do not depend on which runs share the pool: it is seeded on its own and its
-    threads are fixed (``compute.train_threads``)."""
+    threads are fixed (``compute.train_threads``). The pool takes seed 0 of every variant first,
+    so a sitting cut short leaves whole seeds. Returns the runs left unfinished."""
     from dftnet.nets.generators import build_critic, build_generator
     from dftnet.runtime.numerics import pick_device
     from dftnet.training.train import wall_clock_path
@@ -180,8 +197,12 @@ def train_variants(params: Params, variants: list[str], runs_root: str | Path = 
         build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
         build_critic(run.model, run.image_size)
     judge_path = Path(judge_path) if judge_path is not None else None
-    jobs = [(params, v, s, Path(runs_root) / v / f"seed{s}", device) for v in variants for s in params.seeds]
-    clocks = [wall_clock_path(runs_root, v, s) for v in variants for s in params.seeds]
+    if deadline is not None and params.compute.train_processes > 1:
+        raise DataError("--hours: needs compute.train_processes 1 (one process per run); "
+                        "use --epochs-this-session for data-parallel runs")
+    order = [(v, s) for s in params.seeds for v in variants]
+    jobs = [(params, v, s, Path(runs_root) / v / f"seed{s}", device) for v, s in order]
+    clocks = [wall_clock_path(runs_root, v, s) for v, s in order]
     dev = pick_device(device)
     threads = params.compute.train_threads
     if params.compute.train_processes > 1:  # a distributed run takes the machine
@@ -191,9 +212,9 @@ def train_variants(params: Params, variants: list[str], runs_root: str | Path = 
     else:  # one seed per GPU at a time, each process claiming its own (numerics.claim_gpu)
         workers = min(len(jobs), torch.cuda.device_count()) if dev.index is None else 1
     if workers == 1:
-        for job, clock in zip(jobs, clocks):
-            _train_one(*job, threads=threads, judge_path=judge_path, wall_clock=clock,
-                       epochs_this_session=epochs_this_session)
+        done = [_train_one(*job, threads=threads, judge_path=judge_path, wall_clock=clock,
+                           epochs_this_session=epochs_this_session, deadline=deadline)
+                for job, clock in zip(jobs, clocks)]
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -203,14 +224,17 @@ def train_variants(params: Params, variants: list[str], runs_root: str | Path = 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_train_one, *job, threads=threads, judge_path=judge_path, wall_clock=clock,
-                                   epochs_this_session=epochs_this_session) for job, clock in zip(jobs, clocks)]
-            for done in futures:
-                done.result()  # re-raises a worker's error (BenchError included) here
-    logs_root = Path(logs_root)
+                                   epochs_this_session=epochs_this_session, deadline=deadline)
+                       for job, clock in zip(jobs, clocks)]
+            done = [future.result() for future in futures]  # re-raises a worker's error (BenchError included)
+    logs_root, has = Path(logs_root), lambda v, name: all(
+        (Path(runs_root) / v / f"seed{s}" / name).exists() for s in params.seeds)
     for variant in variants:
-        write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}.csv")
-        if all((Path(runs_root) / variant / f"seed{s}" / "curve.csv").exists() for s in params.seeds):
+        if has(variant, "log.csv"):  # a run whose turn the time limit never gave has no log yet
+            write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}.csv")
+        if has(variant, "curve.csv"):
             write_mean_log(variant, Path(runs_root), params.seeds, logs_root / f"{variant}_curve.csv", "curve.csv")
+    return [f"{v}/seed{s}" for (v, s), ok in zip(order, done) if not ok]
 
 
 def write_mean_log(variant: str, runs_root: Path, seeds: list[int], out: Path, name: str = "log.csv") -> None:

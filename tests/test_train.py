@@ -97,6 +97,17 @@ def test_a_sitting_stopped_between_checkpoints_still_saves_its_epochs(tmp_path):
     assert torch.load(tmp_path / trainer.CHECKPOINT, weights_only=True)["epoch"] == 1  # not lost to the next sitting
 
 
+def test_a_deadline_stops_after_the_epoch_it_passes_and_the_run_goes_on_exactly(tmp_path):
+    ds, run = random_dataset(), tiny_run(epochs=3)
+    trainer.train(run, ds, tmp_path / "straight")
+    assert trainer.train(run, ds, tmp_path / "split", deadline=time.time()) == {}  # stopped, not finished
+    assert torch.load(tmp_path / "split" / trainer.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert trainer.train(run, ds, tmp_path / "split")["epochs"] == 3
+    a = torch.load(tmp_path / "straight" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "split" / trainer.CHECKPOINT, weights_only=True)
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+
+
 def test_zero_lambda_skips_the_computation(tmp_path):
     run = tiny_run(lambdas=LambdaConfig(cyc=0.0, att=0.0, tv=0.0, gp=0.0))
     state = trainer.build_state(run, torch.device("cpu"))

@@ -1,11 +1,13 @@
 """``stages.train_variants``: one pool of runs over several variants gives each run exactly the
 weights it gets trained alone (``train_variant``): the pool only changes which runs share a core."""
+import time
+
 import torch
 import yaml
 
 from dftnet import stages
 from dftnet.training import checkpoints
-from tests.helpers import toy_params
+from tests.helpers import cli, one_line, toy_params
 
 
 def _weights(path):
@@ -30,3 +32,25 @@ def test_pooled_variants_train_exactly_as_each_alone(tmp_path, monkeypatch):
         assert pooled.keys() == alone.keys()
         assert all(torch.equal(pooled[k], alone[k]) for k in pooled), v
         assert (tmp_path / "logs_pooled" / f"{v}.csv").read_text() == (tmp_path / "logs_alone" / f"{v}.csv").read_text()
+
+
+def test_a_time_limit_leaves_every_run_resumable_and_names_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = toy_params()
+    p["variants"] = {"dftnet": {}, "ganimation": {"model": {"generator": "ganimation"}}}
+    p["seeds"] = [0, 1]
+    p["train"].update(epochs=1, curve_every=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    params = stages.load(tmp_path / "params.yaml")
+    stages.prepare(params)
+    left = stages.train_variants(params, ["dftnet", "ganimation"], "runs", judge_path=None, deadline=time.time() - 1)
+    assert left == ["dftnet/seed0", "ganimation/seed0", "dftnet/seed1", "ganimation/seed1"]  # seed 0 of each first
+    assert not (tmp_path / "runs").exists()  # no run started past the limit
+    assert stages.train_variants(params, ["dftnet", "ganimation"], "runs", judge_path=None) == []
+    assert stages.train_variants(params, ["dftnet", "ganimation"], "runs", judge_path=None,
+                                 deadline=time.time() - 1) == []  # finished runs are finished, time or not
+
+
+def test_bench_refuses_a_time_limit_that_is_not_positive(tmp_path):
+    line = one_line(cli(tmp_path, "bench", "--work", "w", "--reports", "r", "--hours", "0"))
+    assert line == "error: --hours: 0.0 must be a positive number of hours" and not (tmp_path / "w").exists()

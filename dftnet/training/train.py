@@ -218,7 +218,7 @@ def progress_line(row: dict, epochs: int) -> str:
 # -------------------------------------------------------------------------- loop
 def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | None = None,
           epochs_this_session: int | None = None, judge: nn.Module | None = None, compute: ComputeConfig | None = None,
-          wall_clock: str | Path | None = None) -> dict:
+          wall_clock: str | Path | None = None, deadline: float | None = None) -> dict:
     """Train one variant and seed into ``out_dir``, resuming from its checkpoint if present.
 
     ``judge``: the independent AU judge; with ``train.curve_every`` > 0 it reads edits of
@@ -231,7 +231,8 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     Returns the run summary written to ``out_dir/train_summary.json`` together with the
     run's wall-clock record over its sittings (:data:`WALL_CLOCK_KEYS`), which is written only to
     ``wall_clock`` when given (:func:`wall_clock_path`), at every checkpoint, never into ``out_dir``.
-    A sitting cut short by ``epochs_this_session`` checkpoints where it stops.
+    ``deadline`` (seconds since the epoch, as ``time.time()``): stop, resumable, after the first
+    epoch that ends past it. A sitting cut short by either checkpoints where it stops.
 
     The folder is locked while training (a second writer stops with one line), and a run that
     fails before its first checkpoint leaves no folder behind. Launched by ``torchrun`` over N
@@ -241,11 +242,11 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     out_dir, world = Path(out_dir), distributed.from_env()
     compute = compute or ComputeConfig()
     if not world.main:
-        return _train(run, ds, out_dir, device, epochs_this_session, judge, world, compute, wall_clock)
+        return _train(run, ds, out_dir, device, epochs_this_session, judge, world, compute, wall_clock, deadline)
     with atomic.exclusive(out_dir, "training"):
         fresh = not (out_dir / CHECKPOINT).exists()
         try:
-            return _train(run, ds, out_dir, device, epochs_this_session, judge, world, compute, wall_clock)
+            return _train(run, ds, out_dir, device, epochs_this_session, judge, world, compute, wall_clock, deadline)
         except BaseException:
             if fresh and not (out_dir / CHECKPOINT).exists():
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -253,11 +254,14 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
 
 
 def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, epochs_this_session: int | None,
-           judge: nn.Module | None, world: World, compute: ComputeConfig, wall_clock: str | Path | None = None) -> dict:
+           judge: nn.Module | None, world: World, compute: ComputeConfig, wall_clock: str | Path | None = None,
+           deadline: float | None = None) -> dict:
     """The loop of :func:`train`, inside its lock."""
     out_dir, dev, t = Path(out_dir), distributed.device_of(world, pick_device(device)), run.train
     fast = accel.resolve(compute, dev)
     distributed.init(world, dev)
+    if deadline is not None and world.size > 1:  # the ranks' clocks could stop them at different epochs
+        raise DataError("a time limit (--hours) needs one process per run; use --epochs-this-session")
     if t.batch_size % world.size:
         raise DataError(f"train.batch_size: {t.batch_size} does not split over {world.size} processes")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +338,8 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
             if curve and state.step % t.curve_every == 0:  # 6. the judge reads held-out edits
                 curve.point(state)
         state.epoch = epoch + 1
-        stop_now = epochs_this_session is not None and state.epoch - start >= epochs_this_session
+        stop_now = ((epochs_this_session is not None and state.epoch - start >= epochs_this_session)
+                    or (deadline is not None and time.time() >= deadline and state.epoch < t.epochs))
         checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs or stop_now
         if checkpoint_now and log.pending:  # a non-finite term stops here, before the save
             flush(epoch)
