@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -112,8 +113,6 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                judge_path: Path | None, wall_clock: Path | None = None, epochs_this_session: int | None = None,
                deadline: float | None = None) -> bool:
     """Train one run; True when it has reached its last epoch (now or in an earlier sitting)."""
-    import time
-
     from dftnet.runtime import numerics
     from dftnet.eval.judge import load_judge
     from dftnet.training.train import train
@@ -203,6 +202,9 @@ def train_variants(params: Params, variants: list[str], runs_root: str | Path = 
     order = [(v, s) for s in params.seeds for v in variants]
     jobs = [(params, v, s, Path(runs_root) / v / f"seed{s}", device) for v, s in order]
     clocks = [wall_clock_path(runs_root, v, s) for v, s in order]
+    if deadline is not None and time.time() >= deadline:  # the sitting's time is up: no pool to start
+        return [f"{v}/seed{s}" for (v, s), (_, _, _, out, _) in zip(order, jobs)
+                if not finished(out, resolve_variant(params, v, s).train.epochs)]
     dev = pick_device(device)
     threads = params.compute.train_threads
     if params.compute.train_processes > 1:  # a distributed run takes the machine

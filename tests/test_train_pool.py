@@ -34,21 +34,22 @@ def test_pooled_variants_train_exactly_as_each_alone(tmp_path, monkeypatch):
         assert (tmp_path / "logs_pooled" / f"{v}.csv").read_text() == (tmp_path / "logs_alone" / f"{v}.csv").read_text()
 
 
-def test_a_time_limit_leaves_every_run_resumable_and_names_them(tmp_path, monkeypatch):
+def test_a_time_limit_starts_no_run_past_it_and_names_the_unfinished(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = toy_params()
     p["variants"] = {"dftnet": {}, "ganimation": {"model": {"generator": "ganimation"}}}
-    p["seeds"] = [0, 1]
     p["train"].update(epochs=1, curve_every=0)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    params = stages.load(tmp_path / "params.yaml")
-    stages.prepare(params)
-    left = stages.train_variants(params, ["dftnet", "ganimation"], "runs", judge_path=None, deadline=time.time() - 1)
-    assert left == ["dftnet/seed0", "ganimation/seed0", "dftnet/seed1", "ganimation/seed1"]  # seed 0 of each first
+    for name, seeds in (("one.yaml", [0]), ("two.yaml", [0, 1])):
+        (tmp_path / name).write_text(yaml.safe_dump({**p, "seeds": seeds}))
+    one, two = stages.load(tmp_path / "one.yaml"), stages.load(tmp_path / "two.yaml")
+    stages.prepare(two)
+    variants, past = ["dftnet", "ganimation"], time.time() - 1
+    assert stages.train_variants(two, variants, "runs", judge_path=None, deadline=past) == [
+        "dftnet/seed0", "ganimation/seed0", "dftnet/seed1", "ganimation/seed1"]  # seed 0 of each first
     assert not (tmp_path / "runs").exists()  # no run started past the limit
-    assert stages.train_variants(params, ["dftnet", "ganimation"], "runs", judge_path=None) == []
-    assert stages.train_variants(params, ["dftnet", "ganimation"], "runs", judge_path=None,
-                                 deadline=time.time() - 1) == []  # finished runs are finished, time or not
+    assert stages.train_variants(one, variants, "runs", judge_path=None) == []
+    assert stages.train_variants(two, variants, "runs", judge_path=None, deadline=past) == [
+        "dftnet/seed1", "ganimation/seed1"]  # the finished runs are finished, time or not
 
 
 def test_bench_refuses_a_time_limit_that_is_not_positive(tmp_path):
