@@ -15,7 +15,8 @@ import torch
 from dftnet.config import Params
 from dftnet.edit import AUReader
 from dftnet.runtime.errors import ConfigError, DataError
-from dftnet.stages import annotator_report, evaluate_variant, prepare, report, timing, train_judge, train_variants
+from dftnet.stages import (annotator_report, check_time_limit, evaluate_variant, prepare, report, timing,
+                           train_judge, train_variants)
 
 def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_md: str | Path | None = None,
           hours: float | None = None) -> None:
@@ -30,6 +31,8 @@ def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_m
 
     if hours is not None and not hours > 0:
         raise ConfigError(f"--hours: {hours} must be a positive number of hours")
+    if hours is not None:
+        check_time_limit(params)  # before any output
     deadline = time.time() + hours * 3600 if hours is not None else None
     work, reports_dir = Path(work), Path(reports_dir)
     step = lambda what: print(f"bench: {what}", file=sys.stderr)  # noqa: E731

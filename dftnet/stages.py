@@ -16,7 +16,7 @@ import torch
 
 from dftnet.runtime import atomic
 from dftnet.config import Params, load_params, remedy_of, resolve_model, resolve_variant
-from dftnet.runtime.errors import DataError
+from dftnet.runtime.errors import ConfigError, DataError
 
 
 # Every tracked file a repro writes from the clock (the timing stage's); nothing else differs
@@ -136,10 +136,21 @@ def _train_one(params: Params, variant: str, seed: int, out: Path, device: str |
                       deadline))
 
 
+def check_time_limit(params: Params) -> None:
+    """A time limit needs one process per run: the ranks of a data-parallel run read their own
+    clocks and could stop at different epochs."""
+    if params.compute.train_processes > 1:
+        raise ConfigError("--hours: needs compute.train_processes: 1 (one process per run); for data-parallel "
+                          "runs use dftnet train --epochs-this-session")
+
+
 def finished(run_dir: Path, epochs: int) -> bool:
     """Whether the run in ``run_dir`` has trained its ``epochs`` (its summary says so)."""
-    summary = run_dir / "train_summary.json"
-    return summary.exists() and json.loads(summary.read_text()).get("epochs") == epochs
+    try:
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+    except (OSError, ValueError):  # absent, or torn: the run trains on (its checkpoint is the state)
+        return False
+    return isinstance(summary, dict) and summary.get("epochs") == epochs
 
 
 def thread_plan(n_jobs: int, cores: int, threads_per_job: int = 1) -> int:
@@ -196,9 +207,8 @@ def train_variants(params: Params, variants: list[str], runs_root: str | Path = 
         build_generator(run.model, run.image_size)  # every shape check of the networks, before any output exists
         build_critic(run.model, run.image_size)
     judge_path = Path(judge_path) if judge_path is not None else None
-    if deadline is not None and params.compute.train_processes > 1:
-        raise DataError("--hours: needs compute.train_processes 1 (one process per run); "
-                        "use --epochs-this-session for data-parallel runs")
+    if deadline is not None:
+        check_time_limit(params)
     order = [(v, s) for s in params.seeds for v in variants]
     jobs = [(params, v, s, Path(runs_root) / v / f"seed{s}", device) for v, s in order]
     clocks = [wall_clock_path(runs_root, v, s) for v, s in order]

@@ -108,6 +108,34 @@ def test_a_deadline_stops_after_the_epoch_it_passes_and_the_run_goes_on_exactly(
     assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
 
 
+def test_a_stop_waits_for_a_whole_log_row_so_the_resumed_log_is_the_unbroken_one(tmp_path):
+    ds, run = random_dataset(), tiny_run(epochs=5)  # 2 generator steps an epoch
+    run = dataclasses.replace(run, train=dataclasses.replace(run.train, log_every=3, checkpoint_every=10))
+    trainer.train(run, ds, tmp_path / "straight")
+    trainer.train(run, ds, tmp_path / "split", deadline=time.time())  # past the limit from epoch 1 on
+    stopped = torch.load(tmp_path / "split" / trainer.CHECKPOINT, weights_only=True)
+    assert stopped["epoch"] == 3 and stopped["step"] == 6  # epochs 1-2 end inside a 3-step log row
+    trainer.train(run, ds, tmp_path / "split")
+    assert (tmp_path / "split" / "log.csv").read_bytes() == (tmp_path / "straight" / "log.csv").read_bytes()
+
+
+def test_a_sitting_that_reaches_the_last_epoch_finishes_the_run(tmp_path):
+    summary = trainer.train(tiny_run(epochs=2), random_dataset(), tmp_path, epochs_this_session=2)
+    assert summary["epochs"] == 2 and (tmp_path / "train_summary.json").exists()
+
+
+def test_a_wall_clock_record_ahead_of_its_checkpoint_does_not_count_twice(tmp_path):
+    clock, ds, run = tmp_path / "runs.wall_clock" / "dftnet" / "seed0.json", random_dataset(), tiny_run(epochs=3)
+    trainer.train(run, ds, tmp_path / "run", epochs_this_session=1, wall_clock=clock)
+    record = json.loads(clock.read_text())
+    ahead = {**record, "through_epoch": 2, "sittings": record["sittings"] + [{"epochs": [1, 2], "seconds": 99.0}]}
+    clock.write_text(json.dumps(ahead))  # e.g. a record kept from a later sitting whose checkpoint was lost
+    trainer.train(run, ds, tmp_path / "run", wall_clock=clock)
+    after = json.loads(clock.read_text())
+    assert [s["epochs"] for s in after["sittings"]] == [[0, 1], [1, 3]] and not after["complete"]
+    assert after["train_seconds"] < 99.0
+
+
 def test_zero_lambda_skips_the_computation(tmp_path):
     run = tiny_run(lambdas=LambdaConfig(cyc=0.0, att=0.0, tv=0.0, gp=0.0))
     state = trainer.build_state(run, torch.device("cpu"))

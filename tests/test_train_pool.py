@@ -55,3 +55,10 @@ def test_a_time_limit_starts_no_run_past_it_and_names_the_unfinished(tmp_path, m
 def test_bench_refuses_a_time_limit_that_is_not_positive(tmp_path):
     line = one_line(cli(tmp_path, "bench", "--work", "w", "--reports", "r", "--hours", "0"))
     assert line == "error: --hours: 0.0 must be a positive number of hours" and not (tmp_path / "w").exists()
+
+
+def test_bench_refuses_a_time_limit_for_data_parallel_runs_before_any_output(tmp_path):
+    p = toy_params()
+    p["compute"]["train_processes"] = 2
+    line = one_line(cli(tmp_path, "bench", "--work", "w", "--reports", "r", "--hours", "1", params=p))
+    assert line.startswith("error: --hours: needs compute.train_processes: 1") and not (tmp_path / "w").exists()

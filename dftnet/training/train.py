@@ -232,7 +232,9 @@ def train(run: RunConfig, ds: FaceDataset, out_dir: str | Path, device: str | No
     run's wall-clock record over its sittings (:data:`WALL_CLOCK_KEYS`), which is written only to
     ``wall_clock`` when given (:func:`wall_clock_path`), at every checkpoint, never into ``out_dir``.
     ``deadline`` (seconds since the epoch, as ``time.time()``): stop, resumable, after the first
-    epoch that ends past it. A sitting cut short by either checkpoints where it stops.
+    epoch that ends past it. A sitting cut short by either checkpoints where it stops, at the
+    first epoch end with no partial log row pending, so that the resumed run's log, like its
+    weights, is the unbroken run's.
 
     The folder is locked while training (a second writer stops with one line), and a run that
     fails before its first checkpoint leaves no folder behind. Launched by ``torchrun`` over N
@@ -338,9 +340,13 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
             if curve and state.step % t.curve_every == 0:  # 6. the judge reads held-out edits
                 curve.point(state)
         state.epoch = epoch + 1
-        stop_now = ((epochs_this_session is not None and state.epoch - start >= epochs_this_session)
-                    or (deadline is not None and time.time() >= deadline and state.epoch < t.epochs))
-        checkpoint_now = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs or stop_now
+        regular = state.epoch % t.checkpoint_every == 0 or state.epoch == t.epochs
+        limit = ((epochs_this_session is not None and state.epoch - start >= epochs_this_session)
+                 or (deadline is not None and time.time() >= deadline))
+        # a sitting stops where an unbroken run would have written the same log: at a regular
+        # checkpoint, or where no partial log row is pending (its mean would be split in two)
+        stop_now = limit and state.epoch < t.epochs and (regular or not log.pending)
+        checkpoint_now = regular or stop_now
         if checkpoint_now and log.pending:  # a non-finite term stops here, before the save
             flush(epoch)
         state.sched_G.step()
@@ -373,9 +379,16 @@ def earlier_sittings(wall_clock: str | Path | None, start: int) -> dict:
     except (OSError, ValueError):
         prior = {}
     prior = prior if isinstance(prior, dict) else {}
-    sittings = prior.get("sittings") if isinstance(prior.get("sittings"), list) else []
-    complete = prior.get("through_epoch") == start and prior.get("complete") is True
-    return {"sittings": sittings, "complete": complete, "images_per_s_by_step": prior.get("images_per_s_by_step") or {}}
+    listed: list = prior["sittings"] if isinstance(prior.get("sittings"), list) else []
+    well_formed = [s for s in listed if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))
+                   and isinstance(s.get("epochs"), list) and len(s["epochs"]) == 2
+                   and all(isinstance(e, int) for e in s["epochs"])]
+    sittings = [s for s in well_formed if s["epochs"][1] <= start]  # a record ahead of its checkpoint: those
+    complete = (prior.get("through_epoch") == start and prior.get("complete") is True  # epochs are trained again
+                and len(sittings) == len(listed))
+    by_step = prior.get("images_per_s_by_step")
+    by_step = dict(by_step) if isinstance(by_step, dict) else {}  # steps trained again overwrite theirs
+    return {"sittings": sittings, "complete": complete, "images_per_s_by_step": by_step}
 
 
 def clock_record(earlier: dict, start: int, epoch: int, seconds: float, images_per_epoch: int,
