@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
-        atomic.write_with(Path(args.out), lambda tmp: Path(tmp).write_text(text))
+        atomic.write_text(args.out, text)
     return 0
 
 

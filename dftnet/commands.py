@@ -29,11 +29,12 @@ def bench(params: Params, work: str | Path, reports_dir: str | Path, annotator_m
     past it); then the bench stops before timing and evaluation, to go on next sitting."""
     import time
 
-    if hours is not None and not hours > 0:
-        raise ConfigError(f"--hours: {hours} must be a positive number of hours")
-    if hours is not None:
-        check_time_limit(params)  # before any output
-    deadline = time.time() + hours * 3600 if hours is not None else None
+    deadline = None
+    if hours is not None:  # checked before any output
+        if not hours > 0:
+            raise ConfigError(f"--hours: {hours} must be a positive number of hours")
+        check_time_limit(params)
+        deadline = time.time() + hours * 3600
     work, reports_dir = Path(work), Path(reports_dir)
     step = lambda what: print(f"bench: {what}", file=sys.stderr)  # noqa: E731
     step(f"prepare -> {params.data.root}")
