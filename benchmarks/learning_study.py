@@ -3,6 +3,8 @@
     python benchmarks/learning_study.py run [--recipes benchmarks/recipes.yaml] [--only C C_ncritic5 ...]
                                             [--seeds 0 1 2] [--variants dftnet ganimation] [--workers 2]
     python benchmarks/learning_study.py import-default   # the default `dvc repro`'s runs as recipe "default"
+    python benchmarks/learning_study.py import --work cpu-xl --params params-cpu-xl.yaml --recipe cpu_xl
+                                                         # another pipeline's finished runs, as one recipe's rows
     python benchmarks/learning_study.py rescore          # rows whose checkpoints remain, scored again
     python benchmarks/learning_study.py table            # -> reports/learning_study.md
 
@@ -161,29 +163,77 @@ def cmd_run(args) -> None:
                 print(f"{job}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
 
 
-def cmd_import_default(args) -> None:
-    """The default ``dvc repro``'s trained runs (every variant and seed) as rows of recipe
-    ``default``, scored on the validation pairs like every other row (``runs/<variant>/seed<k>/``:
-    the generator, steps, seconds, learning curve)."""
+# Settings that change how a run is logged or saved, not what it learns.
+BOOKKEEPING = ("checkpoint_every", "log_every", "curve_every", "curve_pairs")
+
+
+def _learning_settings(run: dict, prefix: str = "") -> dict:
+    """A run config's settings that change what it learns, as dotted keys (``train.lambdas.idt``)."""
+    flat = {}
+    for key, value in run.items():
+        if key in ("variant", "seed") or key in BOOKKEEPING:
+            continue
+        if isinstance(value, dict):
+            flat.update(_learning_settings(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def cmd_import(args) -> None:
+    """Finished runs of a pipeline's work folder (``<work>/runs/<variant>/seed<k>/``, the generator,
+    steps, learning curve; seconds from its wall-clock record) as rows of recipe ``--recipe``,
+    scored on the validation pairs like every other row with that folder's judge. A run trained
+    with settings other than the recipe's stops the import with one line naming the key; an
+    unfinished run is skipped (named)."""
+
+    import yaml
+
     from dftnet import stages
-    from dftnet.training.checkpoints import load_trained
-    from dftnet.config import load_params
+    from dftnet.config import load_params, resolve_variant
     from dftnet.eval.judge import load_judge
+    from dftnet.training.checkpoints import load_trained
     from dftnet.training.train import wall_clock_path
 
-    params = load_params(args.params)
-    ds, judge = stages.dataset(params), load_judge(ROOT / "judge" / "judge.pt")
+    recipes = yaml.safe_load(Path(args.recipes).read_text())
+    if args.recipe not in recipes:
+        sys.exit(f"error: {args.recipes}: no recipe {args.recipe!r}")
+    recipe = recipe_params(recipes, args.recipe, ROOT / "params.yaml")
+    work, params = Path(args.work), load_params(args.params)
+    todo = []
     for variant in params.variants:
         for seed in params.seeds:
-            run = ROOT / "runs" / variant / f"seed{seed}"
-            train = json.loads((run / "train_summary.json").read_text())
-            clock = wall_clock_path(ROOT / "runs", variant, seed)
-            record = json.loads(clock.read_text()) if clock.exists() else {}
-            seconds = record.get("train_seconds", record.get("train_seconds_this_session"))  # older records: one sitting
-            write_result("default", variant, seed, run, train["generator_steps"], seconds,
-                         score_on_validation(load_trained(run)[0], ds, judge),
-                         threads="dvc repro (seeds in parallel; the last seed of each variant on both cores)")
-            print(f"default {variant} seed{seed}")
+            run = work / "runs" / variant / f"seed{seed}"
+            if not stages.finished(run, params.train.epochs):
+                print(f"skipped {run}: not finished", file=sys.stderr)
+                continue
+            trained = _learning_settings(json.loads((run / "config.json").read_text()))
+            wanted = _learning_settings(resolve_variant(recipe, variant, seed).to_dict())  # as config.json writes it
+            for key in sorted(trained.keys() | wanted.keys()):
+                if trained.get(key) != wanted.get(key):
+                    sys.exit(f"error: {run / 'config.json'}: {key} is {trained.get(key)!r}, "
+                             f"recipe {args.recipe!r} has {wanted.get(key)!r}")
+            todo.append((variant, seed, run))
+    if not todo:
+        return
+    ds, judge = stages.dataset(params), load_judge(work / "judge" / "judge.pt")
+    for variant, seed, run in todo:
+        train = json.loads((run / "train_summary.json").read_text())
+        clock = wall_clock_path(work / "runs", variant, seed)
+        record = json.loads(clock.read_text()) if clock.exists() else {}
+        seconds = record.get("train_seconds", record.get("train_seconds_this_session"))  # older records: one sitting
+        write_result(args.recipe, variant, seed, run, train["generator_steps"], seconds,
+                     score_on_validation(load_trained(run)[0], ds, judge),
+                     threads=getattr(args, "threads", f"{args.work}'s pipeline (one thread a run, seeds in parallel)"))
+        print(f"{args.recipe} {variant} seed{seed}")
+
+
+def cmd_import_default(args) -> None:
+    """The default ``dvc repro``'s trained runs (every variant and seed) as rows of recipe
+    ``default``: :func:`cmd_import` of this folder."""
+    args.work, args.recipe, args.params = str(ROOT), "default", str(ROOT / "params.yaml")
+    args.threads = "dvc repro (seeds in parallel; the last seed of each variant on both cores)"
+    cmd_import(args)
 
 
 def meets_targets(r: dict) -> bool | None:
@@ -248,7 +298,8 @@ def cmd_table(args) -> None:
         "320 training images of 32 identities; scored on the 120 **validation** pairs of 12 other people). Written by",
         "`python benchmarks/learning_study.py table` from `study/results/*.json`; every row is a run",
         f"seen on this machine ({os.cpu_count()} CPU cores, no GPU, one thread per run, two runs side by side;",
-        "the `default` rows are the default `dvc repro`'s own runs, imported with `import-default`).",
+        "the rows of the pipelines' own runs, `default` (the default `dvc repro`) and `cpu_xl` (`make cpu-xl`),",
+        "are imported with `import` and scored the same way, by that pipeline's judge (same settings, same faces)).",
         "What the rows mean for the default recipe: docs/recipe.md.",
         "",
         "Columns (means over seeds; per-seed values in brackets):",
@@ -301,22 +352,26 @@ def cmd_table(args) -> None:
                 pts.append(f"{s}: {sum(vals) / len(vals):.2f}")
             lines.append(f"| {name} | {variant} | {', '.join(pts)} |")
     out = ROOT / "reports" / "learning_study.md"
-    out.write_text("\n".join(lines) + "\n")
+    from dftnet.runtime import atomic
+
+    atomic.write_text(out, "\n".join(lines) + "\n")
     print(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("run", "import-default", "rescore", "table"))
+    ap.add_argument("command", choices=("run", "import", "import-default", "rescore", "table"))
     ap.add_argument("--recipes", default=str(ROOT / "benchmarks" / "recipes.yaml"))
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--variants", nargs="*", default=["dftnet", "ganimation"])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--work", default=str(ROOT), help="import: the pipeline's work folder (runs/, judge/)")
+    ap.add_argument("--recipe", default="default", help="import: the recipe the runs are filed under")
     args = ap.parse_args()
     os.chdir(ROOT)
-    {"run": cmd_run, "import-default": cmd_import_default, "rescore": cmd_rescore,
+    {"run": cmd_run, "import": cmd_import, "import-default": cmd_import_default, "rescore": cmd_rescore,
      "table": cmd_table}[args.command](args)
 
 
