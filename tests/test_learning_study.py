@@ -1,0 +1,66 @@
+"""benchmarks/learning_study.py import: a pipeline's runs are filed under a recipe only when they
+were trained with its settings, and only when finished."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "learning_study.py"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import learning_study as study  # noqa: E402
+
+from dftnet.config import resolve_variant  # noqa: E402
+
+
+def recipe_config(name: str, variant: str, seed: int) -> dict:
+    recipes = yaml.safe_load((ROOT / "benchmarks" / "recipes.yaml").read_text())
+    return resolve_variant(study.recipe_params(recipes, name, ROOT / "params.yaml"), variant, seed).to_dict()
+
+
+def test_learning_settings_are_the_dotted_keys_that_change_what_a_run_learns():
+    flat = study._learning_settings(recipe_config("cpu_xl", "dftnet", 0))
+    assert flat["train.epochs"] == 500 and flat["train.lambdas.idt"] == 10.0 and flat["model.base_channels"] == 16
+    assert "train.checkpoint_every" not in flat and "seed" not in flat and "variant" not in flat
+    assert "train.lambdas" not in flat  # nested sections are spelled out, never compared whole
+
+
+def fake_run(work: Path, config: dict, epochs: int | None) -> Path:
+    run = work / "runs" / config["variant"] / f"seed{config['seed']}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    if epochs is not None:
+        (run / "train_summary.json").write_text(json.dumps({"epochs": epochs, "generator_steps": 40 * epochs}))
+    return run
+
+
+def import_runs(work: Path, recipe: str):
+    return subprocess.run([sys.executable, str(SCRIPT), "import", "--work", str(work), "--recipe", recipe,
+                           "--params", str(ROOT / "params.yaml")], capture_output=True, text=True)
+
+
+def test_a_run_trained_otherwise_stops_the_import_naming_the_key(tmp_path):
+    config = recipe_config("default", "dftnet", 0)
+    config["train"]["lr"] = 1.0e-3
+    run = fake_run(tmp_path, config, epochs=config["train"]["epochs"])
+    out = import_runs(tmp_path, "default")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (f"error: {run / 'config.json'}: train.lr is 0.001, "
+                                                   f"recipe 'default' has {recipe_config('default', 'dftnet', 0)['train']['lr']!r}")
+
+
+def test_unfinished_runs_are_skipped_by_name_and_nothing_is_written(tmp_path):
+    config = recipe_config("default", "dftnet", 0)
+    run = fake_run(tmp_path, config, epochs=config["train"]["epochs"] - 1)
+    before = sorted((ROOT / "study" / "results").glob("*.json"))
+    out = import_runs(tmp_path, "default")
+    assert out.returncode == 0, out.stderr
+    assert f"skipped {run}: not finished" in out.stderr
+    assert sorted((ROOT / "study" / "results").glob("*.json")) == before
+
+
+def test_an_unknown_recipe_stops_with_one_line(tmp_path):
+    out = import_runs(tmp_path, "no_such_recipe")
+    assert out.returncode != 0 and out.stderr.strip().endswith("no recipe 'no_such_recipe'") and "Traceback" not in out.stderr
