@@ -145,6 +145,9 @@ class TrainConfig:
     curve_every: int = _param(0, "generator steps between learning-curve points (the AU judge reads edits of "
                           "held-out pairs; it never gives gradients); 0 = no curve", min=0)
     curve_pairs: int = _param(64, "held-out test pairs edited at each learning-curve point (the first ones)", min=1)
+    ema: float = _param(0.0, "decay of an exponential moving average of the generator's weights, kept beside the "
+                        "trained ones and evaluated in their place (a remedy; neither paper's code has one): at "
+                        "generator step n the decay is min(ema, (1 + n) / (10 + n)); 0 = off", min=0.0, max=0.99999)
     lambdas: LambdaConfig = field(default_factory=LambdaConfig)
 
 
@@ -291,7 +294,7 @@ class RunConfig:
 
 # Settings added after runs were recorded, whose off value is the papers' recipe (paths into
 # RunConfig.to_dict()).
-RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"))
+RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"), ("train", "ema"))
 
 
 def _variant_override(params: Params, name: str) -> Mapping:
@@ -326,7 +329,7 @@ def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
 # The artifact remedies (not in either paper; docs/recipe.md): a variant that sets one of these
 # differently from its own family's faithful variant is a remedy of it, not an ablation.
 REMEDY_SETTINGS = (("model", "flow_deadzone"), ("model", "attention_stretch"), ("model", "change_deadzone"),
-                   ("train", "lambdas", "flow"), ("train", "lambdas", "idt"))
+                   ("train", "lambdas", "flow"), ("train", "lambdas", "idt"), ("train", "ema"))
 
 
 def _setting(run: RunConfig, path: tuple[str, ...]):

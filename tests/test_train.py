@@ -384,3 +384,37 @@ def test_a_later_remedy_is_recorded_only_when_on():
     gated = dataclasses.replace(off, model=dataclasses.replace(off.model, change_deadzone=0.02))
     assert "change_deadzone" not in off.to_dict()["model"] and gated.to_dict()["model"]["change_deadzone"] == 0.02
     assert run_config_from_dict(gated.to_dict()) == gated
+
+
+def test_the_weight_average_only_reads_the_generator_and_is_what_a_run_is_scored_by(tmp_path):
+    ds, off, on = random_dataset(), tiny_run(epochs=3), tiny_run(epochs=3, ema=0.9)
+    assert "ema" not in off.to_dict()["train"] and run_config_from_dict(on.to_dict()) == on
+    trainer.train(off, ds, tmp_path / "off")
+    trainer.train(on, ds, tmp_path / "on", epochs_this_session=1)  # resumed: the average is in the checkpoint
+    trainer.train(on, ds, tmp_path / "on")
+    a = torch.load(tmp_path / "off" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "on" / trainer.CHECKPOINT, weights_only=True)
+    for net in ("G", "D"):  # training is the same, bit for bit
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert "G_ema" not in a and set(b["G_ema"]) == set(b["G"])
+    assert any(not torch.equal(b["G_ema"][k], b["G"][k]) for k in b["G"])
+    G_avg = checkpoints.load_trained(tmp_path / "on")[0].state_dict()
+    G_last = checkpoints.load_trained(tmp_path / "on", averaged=False)[0].state_dict()
+    assert all(torch.equal(G_avg[k], b["G_ema"][k]) and torch.equal(G_last[k], b["G"][k]) for k in b["G"])
+
+
+def test_the_weight_average_follows_its_warm_up_decay():
+    run = tiny_run(ema=0.5)
+    state = trainer.build_state(run, torch.device("cpu"))
+    assert state.G_ema is not None
+    p_avg, p_now = next(state.G_ema.parameters()), next(state.G.parameters())
+    start = p_avg.detach().clone()
+    with torch.no_grad():
+        p_now.add_(1.0)
+    state.step = 1  # decay min(0.5, 2 / 11) = 2/11: the average moves 9/11 of the way
+    trainer.update_ema(state, run.train.ema)
+    assert torch.allclose(p_avg, start + 9 / 11, atol=1e-6)
+    state.step = 100  # decay min(0.5, 101 / 110) = 0.5
+    before = p_avg.detach().clone()
+    trainer.update_ema(state, run.train.ema)
+    assert torch.allclose(p_avg, 0.5 * before + 0.5 * p_now, atol=1e-6)

@@ -40,6 +40,12 @@ class TrainState:
     rng: torch.Generator
     epoch: int = 0  # epochs completed
     step: int = 0  # generator steps completed
+    G_ema: nn.Module | None = None  # the generator's moving average (train.ema), when on
+
+
+def evaluated_generator(state: TrainState) -> nn.Module:
+    """The generator a run is scored by: the moving average when ``train.ema`` keeps one."""
+    return state.G_ema if state.G_ema is not None else state.G
 
 
 def save_checkpoint(state: TrainState, run: RunConfig, path: Path, fast: Fast = Fast()) -> None:
@@ -60,6 +66,8 @@ def save_checkpoint(state: TrainState, run: RunConfig, path: Path, fast: Fast = 
         "rng_loop": state.rng.get_state(),
         "rng_torch": torch.get_rng_state(),
     }
+    if state.G_ema is not None:
+        payload["G_ema"] = state.G_ema.state_dict()
     atomic.write_with(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -68,6 +76,10 @@ def restore(state: TrainState, ckpt: dict, path: Path) -> None:
     or optimiser state that does not load, stops with one line naming the file."""
     safeload.load_weights(state.G, ckpt["G"], path, "generator")
     safeload.load_weights(state.D, ckpt["D"], path, "critic")
+    if state.G_ema is not None:
+        if "G_ema" not in ckpt:
+            raise DataError(f"{path}: train.ema is on but the checkpoint holds no averaged generator (G_ema)")
+        safeload.load_weights(state.G_ema, ckpt["G_ema"], path, "averaged generator")
     try:
         state.opt_G.load_state_dict(ckpt["opt_G"])
         state.opt_D.load_state_dict(ckpt["opt_D"])
@@ -94,14 +106,21 @@ def run_config_of(ckpt: dict, path: Path) -> RunConfig:
         raise DataError(f"{path}: the checkpoint's config is not valid ({err})") from None
 
 
-def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module, RunConfig]:
-    """The trained generator and critic of a run folder, in eval mode, with their config."""
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu",
+                 averaged: bool = True) -> tuple[nn.Module, nn.Module, RunConfig]:
+    """The trained generator and critic of a run folder, in eval mode, with their config.
+
+    The generator is the moving average of its weights when the run kept one (``train.ema``),
+    the weights as last trained otherwise or with ``averaged=False``."""
     path = Path(run_dir) / CHECKPOINT
     ckpt = read_checkpoint(path)
     run = run_config_of(ckpt, path)
     G = build_generator(run.model, run.image_size)
     D = build_critic(run.model, run.image_size)
-    safeload.load_weights(G, ckpt["G"], path, "generator")
+    key = "G_ema" if averaged and run.train.ema else "G"
+    if key not in ckpt:
+        raise DataError(f"{path}: train.ema is on but the checkpoint holds no averaged generator (G_ema)")
+    safeload.load_weights(G, ckpt[key], path, "generator")
     safeload.load_weights(D, ckpt["D"], path, "critic")
     return G.to(device).eval(), D.to(device).eval(), run
 

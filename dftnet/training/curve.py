@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dftnet.runtime import csvlog
+from dftnet.training.checkpoints import evaluated_generator
 from dftnet.nets.blocks import eval_mode
 from dftnet.data.aus import AU_MAX
 from dftnet.data.dataset import FaceDataset
@@ -67,6 +68,6 @@ class LearningCurve:
                 "au_mae_critic": float((critic - self.target).abs().mean()), "n_pairs": len(self.target)}
 
     def point(self, state) -> dict:
-        row = {"step": state.step, **self.read(state.G, state.D)}
+        row = {"step": state.step, **self.read(evaluated_generator(state), state.D)}
         csvlog.append(self.path, CURVE_COLUMNS, {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         return row

@@ -17,6 +17,7 @@ there, and loss values are stacked on the device; the host reads them once per l
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import sys
@@ -88,7 +89,21 @@ def build_state(run: RunConfig, device: torch.device) -> TrainState:
     opt_G, opt_D = adam(G, t.lr), adam(D, t.lr_critic)
     rng = torch.Generator(device=device)
     rng.manual_seed(run.seed)
-    return TrainState(G, D, opt_G, opt_D, schedule(opt_G), schedule(opt_D), rng)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if t.ema else None
+    return TrainState(G, D, opt_G, opt_D, schedule(opt_G), schedule(opt_D), rng, G_ema=G_ema)
+
+
+@torch.no_grad()
+def update_ema(state: TrainState, ema: float) -> None:
+    """After generator step ``state.step``: G_ema <- d * G_ema + (1 - d) * G, with the decay
+    d = min(ema, (1 + n) / (10 + n)) (TensorFlow's ExponentialMovingAverage with num_updates), so
+    the first steps' weights, and the initialisation, fade fast. Reads G, never changes it."""
+    assert state.G_ema is not None  # built by build_state when train.ema is on
+    decay = min(ema, (1 + state.step) / (10 + state.step))
+    for p_avg, p_now in zip(state.G_ema.parameters(), state.G.parameters()):
+        p_avg.lerp_(p_now.detach(), 1 - decay)
+    for b_avg, b_now in zip(state.G_ema.buffers(), state.G.buffers()):
+        b_avg.copy_(b_now)
 
 
 # ---------------------------------------------------------------------- losses
@@ -332,6 +347,8 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
             distributed.average_gradients(state.G, world)
             state.opt_G.step()
             state.step += 1
+            if t.ema:
+                update_ema(state, t.ema)
             log.add(g_terms, state.step)
             if state.step % t.log_every == 0:  # 5. one host read per log row
                 row = flush(epoch)
