@@ -3,6 +3,7 @@
     python benchmarks/unchanged_probe.py rings study/runs/<recipe>/<variant>/seed<k> [...]
     python benchmarks/unchanged_probe.py gate  study/runs/<recipe>/<variant>/seed<k> [--deadzones 0.01 0.02 0.04]
     python benchmarks/unchanged_probe.py grid  RUN [RUN ...] --out edits.png
+    ... --last-weights   # a run with train.ema: its weights as last trained, not their average
 
 Each reads the **validation** pairs (never the test pairs) of the prepared dataset
 (``data.root`` of ``--params``); ``rings`` and ``gate`` print, ``grid`` writes one PNG.
@@ -45,14 +46,14 @@ def distance_to_change(unchanged: torch.Tensor, up_to: int) -> torch.Tensor:
     return dist
 
 
-def rings(run: Path, ds) -> None:
+def rings(run: Path, ds, averaged: bool = True) -> None:
     from dftnet.data.synth_dataset import neutral_faces
     from dftnet.eval.evaluate import edit_pairs
     from dftnet.eval.response import masks
     from dftnet.training.checkpoints import load_trained
 
     pairs = ds.val_pairs
-    sources, edits = edit_pairs(load_trained(run)[0], ds, 64, pairs=pairs)
+    sources, edits = edit_pairs(load_trained(run, averaged=averaged)[0], ds, 64, pairs=pairs)
     _, unchanged = masks(pairs.gt, sources, neutral_faces(ds, pairs.source_ids))
     dist = distance_to_change(unchanged, 8)
     err = {k: (x.float() / 255 - pairs.gt.float() / 255).abs().mean(1) for k, x in (("edit", edits), ("source", sources))}
@@ -83,18 +84,18 @@ class Gated(torch.nn.Module):
         return GeneratorOutput(gate_small_changes(out.image, x, self.deadzone), out.attention, out.parts)
 
 
-def gate(run: Path, ds, deadzones: list[float]) -> None:
+def gate(run: Path, ds, deadzones: list[float], averaged: bool = True) -> None:
     from dftnet.eval.judge import load_judge
     from dftnet.training.checkpoints import load_trained
     from learning_study import score_on_validation
 
-    G, judge = load_trained(run)[0], load_judge(ROOT / "judge" / "judge.pt")
+    G, judge = load_trained(run, averaged=averaged)[0], load_judge(ROOT / "judge" / "judge.pt")
     for dz in [0.0, *deadzones]:
         s = score_on_validation(Gated(G, dz).eval(), ds, judge)
         print(f"{run} deadzone {dz}: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
 
 
-def grid(runs: list[Path], ds, out: Path) -> None:
+def grid(runs: list[Path], ds, out: Path, averaged: bool = True) -> None:
     from PIL import Image
 
     from dftnet.eval.evaluate import edit_pairs
@@ -105,7 +106,7 @@ def grid(runs: list[Path], ds, out: Path) -> None:
     rows = list(range(0, len(pairs), 12))[:8]
     cols = []
     for run in runs:
-        sources, edits = edit_pairs(load_trained(run)[0], ds, 64, pairs=pairs)
+        sources, edits = edit_pairs(load_trained(run, averaged=averaged)[0], ds, 64, pairs=pairs)
         if not cols:
             cols += [sources[rows], pairs.gt[rows]]
         cols += [edits[rows], ((edits[rows].float() - pairs.gt[rows].float()).abs() * 4).clamp(0, 255).to(torch.uint8)]
@@ -122,6 +123,8 @@ def main() -> None:
     ap.add_argument("--deadzones", nargs="+", type=float, default=[0.01, 0.02, 0.04])
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--out", type=Path, help="grid: the PNG to write")
+    ap.add_argument("--last-weights", action="store_true",
+                    help="a run trained with train.ema: read its weights as last trained instead of their average")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from dftnet import stages
@@ -134,9 +137,12 @@ def main() -> None:
     if args.command == "grid":
         if args.out is None:
             sys.exit("error: grid: --out is required")
-        return grid(args.runs, ds, args.out)
+        return grid(args.runs, ds, args.out, not args.last_weights)
     for run in args.runs:
-        rings(run, ds) if args.command == "rings" else gate(run, ds, args.deadzones)
+        if args.command == "rings":
+            rings(run, ds, not args.last_weights)
+        else:
+            gate(run, ds, args.deadzones, not args.last_weights)
 
 
 if __name__ == "__main__":
