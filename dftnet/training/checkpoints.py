@@ -77,9 +77,7 @@ def restore(state: TrainState, ckpt: dict, path: Path) -> None:
     safeload.load_weights(state.G, ckpt["G"], path, "generator")
     safeload.load_weights(state.D, ckpt["D"], path, "critic")
     if state.G_ema is not None:
-        if "G_ema" not in ckpt:
-            raise DataError(f"{path}: train.ema is on but the checkpoint holds no averaged generator (G_ema)")
-        safeload.load_weights(state.G_ema, ckpt["G_ema"], path, "averaged generator")
+        safeload.load_weights(state.G_ema, averaged_weights(ckpt, path), path, "averaged generator")
     try:
         state.opt_G.load_state_dict(ckpt["opt_G"])
         state.opt_D.load_state_dict(ckpt["opt_D"])
@@ -97,6 +95,13 @@ def read_checkpoint(path: Path) -> dict:
     state = safeload.load_file(path, "checkpoint")
     safeload.require(state, CONTENTS, path, "training checkpoint")
     return state
+
+
+def averaged_weights(ckpt: dict, path: Path) -> dict:
+    """The generator's moving average (``train.ema``) held by ``ckpt``; one line naming the file if absent."""
+    if "G_ema" not in ckpt:
+        raise DataError(f"{path}: train.ema is on but the checkpoint holds no averaged generator (G_ema)")
+    return ckpt["G_ema"]
 
 
 def run_config_of(ckpt: dict, path: Path) -> RunConfig:
@@ -117,10 +122,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu",
     run = run_config_of(ckpt, path)
     G = build_generator(run.model, run.image_size)
     D = build_critic(run.model, run.image_size)
-    key = "G_ema" if averaged and run.train.ema else "G"
-    if key not in ckpt:
-        raise DataError(f"{path}: train.ema is on but the checkpoint holds no averaged generator (G_ema)")
-    safeload.load_weights(G, ckpt[key], path, "generator")
+    safeload.load_weights(G, averaged_weights(ckpt, path) if averaged and run.train.ema else ckpt["G"], path, "generator")
     safeload.load_weights(D, ckpt["D"], path, "critic")
     return G.to(device).eval(), D.to(device).eval(), run
 
