@@ -65,18 +65,21 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     from dftnet.config import resolve_variant
     from dftnet.eval.judge import load_judge
     from dftnet.training.checkpoints import load_trained
-    from dftnet.training.train import train
+    from dftnet.training.train import train, wall_clock_path
 
     params = recipe_params(recipes, name, Path(base_path))
     ds = stages.dataset(params)
     judge = load_judge(ROOT / "judge" / "judge.pt")
     out = STUDY / "runs" / name / variant / f"seed{seed}"
     run = resolve_variant(params, variant, seed)
+    clock = wall_clock_path(STUDY / "runs" / name, variant, seed)  # seconds summed over the run's sittings
     t0 = time.perf_counter()
-    summary = train(run, ds, out, "cpu", judge=judge)
-    seconds = time.perf_counter() - t0
+    summary = train(run, ds, out, "cpu", judge=judge, wall_clock=clock)
+    record = json.loads(clock.read_text()) if clock.exists() else {}
+    seconds = record.get("train_seconds", time.perf_counter() - t0)
     return write_result(name, variant, seed, out, summary["generator_steps"], round(seconds, 1),
-                        score_on_validation(load_trained(out)[0], ds, judge), threads=1)
+                        score_on_validation(load_trained(out)[0], ds, judge), threads=1,
+                        seconds_complete=record.get("complete", True))
 
 
 def score_on_validation(G, ds, judge) -> dict:
@@ -123,11 +126,14 @@ def score_on_validation(G, ds, judge) -> dict:
 
 
 def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int, seconds: float, scores: dict,
-                 threads) -> dict:
+                 threads, seconds_complete: bool = True) -> dict:
     """One study row, ``study/results/<recipe>__<variant>__seed<k>.json`` (written atomically):
-    ``scores`` from :func:`score_on_validation`; the curve comes from ``run_dir/curve.csv``."""
+    ``scores`` from :func:`score_on_validation`; the curve comes from ``run_dir/curve.csv``.
+    ``seconds_complete`` is false when some of the run's sittings went untimed (``seconds`` is then
+    a lower bound)."""
     curve = (run_dir / "curve.csv").read_text().splitlines()
-    result = {"recipe": recipe, "variant": variant, "seed": seed, "steps": steps, "seconds": seconds, **scores,
+    result = {"recipe": recipe, "variant": variant, "seed": seed, "steps": steps, "seconds": seconds,
+              "seconds_complete": seconds_complete, **scores,
               "curve": [line.split(",")[:4] for line in curve[1:]], "threads": threads,
               "machine": f"{os.cpu_count()} CPU cores"}
     path = STUDY / "results" / f"{recipe}__{variant}__seed{seed}.json"
@@ -224,7 +230,8 @@ def cmd_import(args) -> None:
         seconds = record.get("train_seconds", record.get("train_seconds_this_session"))  # older records: one sitting
         write_result(args.recipe, variant, seed, run, train["generator_steps"], seconds,
                      score_on_validation(load_trained(run)[0], ds, judge),
-                     threads=getattr(args, "threads", f"{args.work}'s pipeline (one thread a run, seeds in parallel)"))
+                     threads=getattr(args, "threads", f"{args.work}'s pipeline (one thread a run, seeds in parallel)"),
+                     seconds_complete=record.get("complete", True))
         print(f"{args.recipe} {variant} seed{seed}")
 
 
@@ -279,7 +286,8 @@ def _table_row(name: str, what: str, variant: str, split: str, rows: list[dict])
     verdicts = [meets_targets(r) for r in rows]
     met = "n/a" if None in verdicts else ("yes" if all(verdicts) else "no")
     unch = f"{mean('unchanged_ratio')} ({per_seed('unchanged_ratio')})" if rows[0].get("unchanged_ratio") else ""
-    return (f"| {name} | {what} | {variant} | {split} | {rows[0]['steps']} | {float(mean('seconds')):.0f} "
+    at_least = "> " if any(r.get("seconds_complete") is False for r in rows) else ""
+    return (f"| {name} | {what} | {variant} | {split} | {rows[0]['steps']} | {at_least}{float(mean('seconds')):.0f} "
             f"| {mean('au_mae', 'au_mae_neutral')} | {mean('au_raise', 'au_raise_gt')} | {mean('au45_raise', 'au45_raise_gt')} "
             f"| {mean('au45_lower', 'au45_lower_gt')} | {unch} | {mean('l1_ratio')} ({per_seed('l1_ratio')}) "
             f"| {mean('flow_unchanged')} | {mean('synth_unchanged')} | {mean('copied_unchanged')} "
@@ -321,7 +329,8 @@ def cmd_table(args) -> None:
         "  pairs before the validation split existed, with the judge of that time (trained on the GANs' own",
         "  images); their checkpoints are gone, so they stand as history, not comparable with `val` rows.",
         "- `steps` generator steps; `s` wall seconds per run (mean), indicative only: the machine's load",
-        "  varied between rounds (tests and other runs shared the cores at times).",
+        "  varied between rounds (tests and other runs shared the cores at times); `> s`: a run resumed",
+        "  after a sitting that was not timed, so only a lower bound.",
         "",
         "| recipe | what changes | variant | split | steps | s | AU / neutral | raise / GT | AU45 raise / GT "
         "| AU45 lower / GT | unch. x (per seed) | L1 x (per seed) | flow px | 1-A | copied | ratio | met |",

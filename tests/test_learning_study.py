@@ -64,3 +64,10 @@ def test_unfinished_runs_are_skipped_by_name_and_nothing_is_written(tmp_path):
 def test_an_unknown_recipe_stops_with_one_line(tmp_path):
     out = import_runs(tmp_path, "no_such_recipe")
     assert out.returncode != 0 and out.stderr.strip().endswith("no recipe 'no_such_recipe'") and "Traceback" not in out.stderr
+
+
+def test_a_row_with_an_untimed_sitting_shows_its_seconds_as_a_lower_bound():
+    row = {"steps": 3600, "seconds": 1392.7, "au_mae": 0.4, "au_mae_neutral": 0.6, "l1_ratio": 0.8, "ratio": 0.45}
+    timed = study._table_row("r", "w", "ganimation", "val", [row])
+    untimed = study._table_row("r", "w", "ganimation", "val", [{**row, "seconds_complete": False}])
+    assert "| 3600 | 1393 |" in timed and "| 3600 | > 1393 |" in untimed
