@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -72,14 +71,11 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     judge = load_judge(ROOT / "judge" / "judge.pt")
     out = STUDY / "runs" / name / variant / f"seed{seed}"
     run = resolve_variant(params, variant, seed)
-    clock = wall_clock_path(STUDY / "runs" / name, variant, seed)  # seconds summed over the run's sittings
-    t0 = time.perf_counter()
-    summary = train(run, ds, out, "cpu", judge=judge, wall_clock=clock)
-    record = json.loads(clock.read_text()) if clock.exists() else {}
-    seconds = record.get("train_seconds", time.perf_counter() - t0)
-    return write_result(name, variant, seed, out, summary["generator_steps"], round(seconds, 1),
+    # The summary carries the wall-clock record: seconds summed over the run's sittings.
+    summary = train(run, ds, out, "cpu", judge=judge, wall_clock=wall_clock_path(STUDY / "runs" / name, variant, seed))
+    return write_result(name, variant, seed, out, summary["generator_steps"], round(summary["train_seconds"], 1),
                         score_on_validation(load_trained(out)[0], ds, judge), threads=1,
-                        seconds_complete=record.get("complete", True))
+                        seconds_complete=summary["complete"])
 
 
 def score_on_validation(G, ds, judge) -> dict:
