@@ -138,6 +138,9 @@ class TrainConfig:
     beta1: float = _param(0.5, "Adam beta1", min=0.0, max=1.0)
     beta2: float = _param(0.999, "Adam beta2", min=0.0, max=1.0)
     n_critic: int = _param(5, "critic steps per generator step", min=1)
+    critic_warmup: int = _param(0, "remedy (not in either paper): critic steps on Eq. (7)'s real-face term alone (D_C "
+                                "regresses the training faces' AUs; no fakes, no D_A) before the first generator step, "
+                                "so Eq. (7) points the generator somewhere from its first step; 0 = none", min=0)
     au_noise: float = _param(0.1, "uniform noise (in [0,1] AU units) added to target AUs, as GANimation", min=0.0)
     flip: bool = _param(True, "random horizontal flips")
     checkpoint_every: int = _param(5, "epochs between full-state checkpoints", min=1)
@@ -294,7 +297,8 @@ class RunConfig:
 
 # Settings added after runs were recorded, whose off value is the papers' recipe (paths into
 # RunConfig.to_dict()).
-RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"), ("train", "ema"))
+RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"), ("train", "ema"),
+                         ("train", "critic_warmup"))
 
 
 def _variant_override(params: Params, name: str) -> Mapping:

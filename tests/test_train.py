@@ -176,6 +176,31 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path):
             assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
 
 
+def test_the_critic_warm_up_fits_d_c_leaves_g_and_is_not_repeated_on_resume(tmp_path):
+    ds, run = random_dataset(), tiny_run(epochs=2, critic_warmup=40, lr_critic=1e-3)
+    state = trainer.build_state(run, torch.device("cpu"))
+    g0 = {k: v.clone() for k, v in state.G.state_dict().items()}
+    images = ds.images[ds.train_idx]
+    aus = trainer.aus_to_model(ds.aus[ds.train_idx])
+    x = trainer.to_model(images)
+
+    def d_cond() -> float:
+        with torch.no_grad():
+            return float(losses.au_condition_loss(state.D(x)[1], aus))
+
+    before = d_cond()
+    last = trainer.warm_up_critic(state, images, aus, run.train, trainer.World())
+    assert last is not None and d_cond() < 0.5 * before  # D_C learned the training faces' AUs
+    assert all(torch.equal(v, state.G.state_dict()[k]) for k, v in g0.items())  # G untouched
+    assert state.step == 0 and "critic_warmup" not in tiny_run().to_dict()["train"]  # off: the old records' bytes
+    trainer.train(run, ds, tmp_path / "straight")
+    trainer.train(run, ds, tmp_path / "split", epochs_this_session=1)
+    trainer.train(run, ds, tmp_path / "split")  # resumed at epoch 1: no second warm-up
+    a = torch.load(tmp_path / "straight" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "split" / trainer.CHECKPOINT, weights_only=True)
+    assert all(torch.equal(a["D"][k], b["D"][k]) for k in a["D"])
+
+
 def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
     """Kill a training process with SIGKILL once its first checkpoint exists, resume, compare.
     The job waits after each checkpoint, so the kill lands after epoch 1 however loaded the machine

@@ -33,7 +33,7 @@ from dftnet.training import distributed
 from dftnet.nets import accel, losses
 from dftnet.nets.accel import Fast
 from dftnet.nets.blocks import GeneratorOutput
-from dftnet.config import ComputeConfig, LambdaConfig, RunConfig
+from dftnet.config import ComputeConfig, LambdaConfig, RunConfig, TrainConfig
 from dftnet.training.curve import CURVE, LearningCurve
 from dftnet.data.dataset import FaceDataset
 from dftnet.training.distributed import World
@@ -165,6 +165,26 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
     if lam.idt:
         terms["g_idt"] = losses.identity_loss(x, state.G(x, y_s).image)
     return terms
+
+
+def warm_up_critic(state: TrainState, images: torch.Tensor, aus: torch.Tensor, t: TrainConfig, world: World,
+                   fast: Fast = Fast()) -> float | None:
+    """``t.critic_warmup`` critic steps on D_C's term of Eq. (7) alone (real faces, their own
+    AUs), with the critic's optimiser and batches from the loop's generator, before generator
+    step 0; G is not touched. Returns the last step's D_C loss (None when there is none)."""
+    last = None
+    for _ in range(t.critic_warmup):
+        idx = torch.randint(0, images.shape[0], (t.batch_size,), device=images.device, generator=state.rng)
+        x, y_s, _ = draw_batch(images, aus, idx, state, t.flip, t.au_noise)
+        x, y_s = cast(torch.Tensor, world.shard(x)), cast(torch.Tensor, world.shard(y_s))
+        with accel.autocast(fast, x.device):
+            loss = losses.au_condition_loss(state.D(accel.images(fast, x))[1], y_s)
+        state.opt_D.zero_grad(set_to_none=True)
+        (t.lambdas.cond / t.batch_size * loss).backward()
+        distributed.average_gradients(state.D, world)
+        state.opt_D.step()
+        last = loss.detach()
+    return None if last is None else float(distributed.mean_over_ranks(last.float().reshape(1), world)[0])
 
 
 # ----------------------------------------------------------------------- batches
@@ -306,6 +326,10 @@ def _train(run: RunConfig, ds: FaceDataset, out_dir: Path, device: str | None, e
     log = Log(out_dir / LOG, state.step, world, log_columns(t.lambdas))
     curve = (LearningCurve(out_dir / CURVE, state.step, judge, ds, t.curve_pairs, dev)
              if t.curve_every and judge and world.main else None)
+    if t.critic_warmup and state.step == 0 and state.epoch == 0:  # a resumed run has done it
+        warm = warm_up_critic(state, images, aus, t, world, fast)
+        if world.main:
+            print(f"critic warm-up: {t.critic_warmup} D_C steps, last d_cond {warm:.4f}", file=sys.stderr)
     if curve and state.step == 0:
         curve.point(state)
     autocast = accel.autocast(fast, dev)
