@@ -167,26 +167,6 @@ def generator_terms(state: TrainState, x: torch.Tensor, y_s: torch.Tensor, y_t: 
     return terms
 
 
-def warm_up_critic(state: TrainState, images: torch.Tensor, aus: torch.Tensor, t: TrainConfig, world: World,
-                   fast: Fast = Fast()) -> float | None:
-    """``t.critic_warmup`` critic steps on D_C's term of Eq. (7) alone (real faces, their own
-    AUs), with the critic's optimiser and batches from the loop's generator, before generator
-    step 0; G is not touched. Returns the last step's D_C loss (None when there is none)."""
-    last = None
-    for _ in range(t.critic_warmup):
-        idx = torch.randint(0, images.shape[0], (t.batch_size,), device=images.device, generator=state.rng)
-        x, y_s, _ = draw_batch(images, aus, idx, state, t.flip, t.au_noise)
-        x, y_s = cast(torch.Tensor, world.shard(x)), cast(torch.Tensor, world.shard(y_s))
-        with accel.autocast(fast, x.device):
-            loss = losses.au_condition_loss(state.D(accel.images(fast, x))[1], y_s)
-        state.opt_D.zero_grad(set_to_none=True)
-        (t.lambdas.cond / t.batch_size * loss).backward()
-        distributed.average_gradients(state.D, world)
-        state.opt_D.step()
-        last = loss.detach()
-    return None if last is None else float(distributed.mean_over_ranks(last.float().reshape(1), world)[0])
-
-
 # ----------------------------------------------------------------------- batches
 def draw_batch(images: torch.Tensor, aus: torch.Tensor, idx: torch.Tensor, state: TrainState,
                flip: bool, au_noise: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -201,6 +181,26 @@ def draw_batch(images: torch.Tensor, aus: torch.Tensor, idx: torch.Tensor, state
     noise = (torch.rand(y_s.shape, device=x.device, generator=state.rng) * 2 - 1) * au_noise
     y_t = (aus[other] + noise).clamp(0, 1)
     return x, y_s, y_t
+
+
+def warm_up_critic(state: TrainState, images: torch.Tensor, aus: torch.Tensor, t: TrainConfig, world: World,
+                   fast: Fast = Fast()) -> float | None:
+    """``t.critic_warmup`` critic steps on D_C's term of Eq. (7) alone (real faces, their own
+    AUs), with the critic's optimiser and batches from the loop's generator, before generator
+    step 0; G is not touched. Returns the last step's D_C loss (None when there is none)."""
+    last = None
+    for _ in range(t.critic_warmup):
+        idx = torch.randint(0, images.shape[0], (t.batch_size,), device=images.device, generator=state.rng)
+        x, y_s, _ = draw_batch(images, aus, idx, state, t.flip, t.au_noise)
+        x, y_s = cast(torch.Tensor, world.shard(x)), cast(torch.Tensor, world.shard(y_s))
+        with accel.autocast(fast, x.device):
+            loss = losses.au_condition_loss(state.D(accel.images(fast, x))[1], y_s)
+        state.opt_D.zero_grad(set_to_none=True)
+        weighted_total({"d_cond": loss}, t.lambdas, t.batch_size).backward()
+        distributed.average_gradients(state.D, world)
+        state.opt_D.step()
+        last = loss.detach()
+    return None if last is None else float(distributed.mean_over_ranks(last.float().reshape(1), world)[0])
 
 
 # ----------------------------------------------------------------------- logging
