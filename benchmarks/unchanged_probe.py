@@ -1,7 +1,9 @@
-"""Where a trained run's unchanged-region error lies, and what a change gate at inference buys.
+"""Where a trained run's unchanged-region error lies, and what a gate at inference buys.
 
     python benchmarks/unchanged_probe.py rings study/runs/<recipe>/<variant>/seed<k> [...]
-    python benchmarks/unchanged_probe.py gate  study/runs/<recipe>/<variant>/seed<k> [--deadzones 0.01 0.02 0.04]
+    python benchmarks/unchanged_probe.py parts RUN [...]                      # DFT-Net runs
+    python benchmarks/unchanged_probe.py gate  RUN [...] [--deadzones 0.01 0.02 0.04]
+    python benchmarks/unchanged_probe.py flowzone RUN [...] --deadzones 0.75 1.0  # DFT-Net runs
     python benchmarks/unchanged_probe.py grid  RUN [RUN ...] --out edits.png
     ... --last-weights   # a run with train.ema: its weights as last trained, not their average
 
@@ -13,9 +15,16 @@ Each reads the **validation** pairs (never the test pairs) of the prepared datas
   4-8 px, farther); for each ring its share of the region and its part of the edit's and of the
   source's L1 to the ground truth there. Error next to the true edit's boundary is the edit
   spilling past it; error far from it is noise over the face.
+- ``parts``: DFT-Net's edit taken apart, as L1 to the ground truth over the unchanged region and
+  over its far part (more than HALO_PX from any change): the source, the edit, the warped source
+  ``X_a`` alone, and the edit recomposed with ``X_a = X_s`` (no warp); and the share of far pixels
+  whose flow survives the dead zone. Which of the warp or the texture ``B`` puts the error there.
 - ``gate``: the run's edits with :func:`dftnet.nets.blocks.gate_small_changes` applied after
   training (``model.change_deadzone`` trains with it instead), scored as the learning study
   scores a row (:func:`learning_study.score_on_validation`).
+- ``flowzone``: a DFT-Net run evaluated with ``model.flow_deadzone`` set to each value instead of
+  the one it trained with, scored like ``gate``: what a wider dead zone would buy before training
+  with it.
 - ``grid``: to look at, not to score: 8 validation pairs (every 12th) as rows; columns the source,
   the ground truth, then per run its edit and 4x its absolute difference from the ground truth.
 """
@@ -95,6 +104,58 @@ def gate(run: Path, ds, deadzones: list[float], averaged: bool = True) -> None:
         print(f"{run} deadzone {dz}: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
 
 
+def parts(run: Path, ds, averaged: bool = True) -> None:
+    from dftnet.data.imageops import aus_to_model, to_model, to_uint8
+    from dftnet.data.synth_dataset import neutral_faces
+    from dftnet.eval.response import far_region, masks
+    from dftnet.eval.schema import HALO_PX
+    from dftnet.nets.models import compose, flow_in_pixels
+    from dftnet.training.checkpoints import load_trained
+
+    G = load_trained(run, averaged=averaged)[0].eval()
+    pairs = ds.val_pairs
+    sources = ds.images[ds.index(pairs.source_ids)]
+    _, unchanged = masks(pairs.gt, sources, neutral_faces(ds, pairs.source_ids))
+    far = far_region(unchanged, HALO_PX)
+    got: dict[str, list[torch.Tensor]] = {"edit": [], "X_a alone": [], "edit with X_a = X_s": [], "flow": []}
+    with torch.no_grad():
+        for s in range(0, len(pairs), 64):
+            x = to_model(sources[s:s + 64])
+            out = G(x, aus_to_model(pairs.target_aus[s:s + 64]))
+            if "B" not in out.parts:
+                sys.exit(f"error: {run}: parts needs a DFT-Net run with its texture decoder")
+            got["edit"].append(to_uint8(out.image))
+            got["X_a alone"].append(to_uint8(out.parts["X_a"]))
+            got["edit with X_a = X_s"].append(to_uint8(compose(out.attention, out.parts["B"], x)))
+            got["flow"].append(flow_in_pixels(out.parts["Phi"]).norm(dim=1))
+    gt = pairs.gt.float() / 255
+
+    def l1(images: torch.Tensor, mask: torch.Tensor) -> str:
+        return f"{float((images.float() / 255 - gt).abs().mean(1)[mask].mean()):.5f}"
+
+    print(f"{run} (L1 to the ground truth: unchanged region / its part beyond {HALO_PX} px)")
+    print(f"  source: {l1(sources, unchanged)} / {l1(sources, far)}")
+    for name in ("edit", "X_a alone", "edit with X_a = X_s"):
+        images = torch.cat(got[name])
+        print(f"  {name}: {l1(images, unchanged)} / {l1(images, far)}")
+    flow = torch.cat(got["flow"])
+    print(f"  far pixels with a flow past the dead zone: {float((flow[far] > 0).float().mean()):.3f}")
+
+
+def flowzone(run: Path, ds, deadzones: list[float], averaged: bool = True) -> None:
+    from dftnet.eval.judge import load_judge
+    from dftnet.training.checkpoints import load_trained
+    from learning_study import score_on_validation
+
+    G, judge = load_trained(run, averaged=averaged)[0].eval(), load_judge(ROOT / "judge" / "judge.pt")
+    if not hasattr(G, "flow_deadzone"):
+        sys.exit(f"error: {run}: flowzone needs a DFT-Net run (a generator with a flow)")
+    for dz in [G.flow_deadzone, *deadzones]:
+        G.flow_deadzone = dz
+        s = score_on_validation(G, ds, judge)
+        print(f"{run} flow dead zone {dz} px: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
+
+
 def grid(runs: list[Path], ds, out: Path, averaged: bool = True) -> None:
     from PIL import Image
 
@@ -118,9 +179,11 @@ def grid(runs: list[Path], ds, out: Path, averaged: bool = True) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("rings", "gate", "grid"))
+    ap.add_argument("command", choices=("rings", "parts", "gate", "flowzone", "grid"))
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--deadzones", nargs="+", type=float, default=[0.01, 0.02, 0.04])
+    ap.add_argument("--deadzones", nargs="+", type=float,
+                    help="gate: change dead zones, [0, 1] intensity (default 0.01 0.02 0.04); "
+                         "flowzone: flow dead zones in px (default 0.75 1.0)")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--out", type=Path, help="grid: the PNG to write")
     ap.add_argument("--last-weights", action="store_true",
@@ -141,8 +204,12 @@ def main() -> None:
     for run in args.runs:
         if args.command == "rings":
             rings(run, ds, not args.last_weights)
+        elif args.command == "parts":
+            parts(run, ds, not args.last_weights)
+        elif args.command == "flowzone":
+            flowzone(run, ds, args.deadzones or [0.75, 1.0], not args.last_weights)
         else:
-            gate(run, ds, args.deadzones, not args.last_weights)
+            gate(run, ds, args.deadzones or [0.01, 0.02, 0.04], not args.last_weights)
 
 
 if __name__ == "__main__":
