@@ -10,7 +10,8 @@
 
 A recipe is a named set of dotted overrides of ``params.yaml`` (``train.n_critic: 5``) in
 ``benchmarks/recipes.yaml``, each with the one thing it changes. Every (recipe, variant, seed)
-trains from scratch on the prepared dataset (``data.root``; run ``dvc repro judge`` first)
+trains from scratch (or, for a recipe with ``trained_as: OTHER`` that differs from OTHER only in
+settings training never sees, scores OTHER's finished run) on the prepared dataset (``data.root``; run ``dvc repro judge`` first)
 with its learning curve read by the judge (``judge/judge.pt``), then edits every
 **validation** pair once (never a test pair: those are read once, by ``evaluate``) and records
 the judge's AU error of the edits, its two floors (the unedited sources' and the neutral
@@ -56,7 +57,68 @@ def recipe_params(recipes: dict, name: str, base_path: Path):
     return from_mapping(Params, raw)
 
 
+# Settings that act only once a generator is trained (eval mode): a recipe that differs from
+# another only in these can score that recipe's checkpoints instead of training again (``trained_as``).
+EVAL_ONLY = ("model.flow_deadzone_eval",)
+
+
+def check_trained_as(recipes: dict, name: str, base_path: Path) -> str:
+    """The recipe whose runs recipe ``name`` scores (its ``trained_as``), after checking that the
+    two differ only in :data:`EVAL_ONLY` settings, for every variant; one-line SystemExit otherwise."""
+    from dftnet.config import resolve_variant
+
+    source = recipes[name]["trained_as"]
+    if source not in recipes or "trained_as" in recipes[source]:
+        sys.exit(f"error: recipes.{name}.trained_as: {source!r} is not a recipe that trains")
+    mine, theirs = recipe_params(recipes, name, base_path), recipe_params(recipes, source, base_path)
+    for variant in mine.variants:
+        a = _learning_settings(resolve_variant(mine, variant, 0).to_dict())
+        b = _learning_settings(resolve_variant(theirs, variant, 0).to_dict())
+        for key in sorted(a.keys() | b.keys()):
+            if key not in EVAL_ONLY and a.get(key) != b.get(key):
+                sys.exit(f"error: recipes.{name}.trained_as: {key} is {a.get(key)!r} here, {b.get(key)!r} in "
+                         f"{source!r} (only {', '.join(EVAL_ONLY)} may differ)")
+    return source
+
+
+def trained_as_generator(recipes: dict, name: str, variant: str, seed: int, base_path: Path):
+    """``(G, run folder, that run's study row)`` for recipe ``name``'s row: the finished run of its
+    ``trained_as`` recipe, its weights in a generator built with this recipe's model settings."""
+    from dftnet.config import resolve_variant
+    from dftnet.nets.generators import build_generator
+    from dftnet.training.checkpoints import load_trained, require_finished
+
+    source = check_trained_as(recipes, name, base_path)
+    run_dir = STUDY / "runs" / source / variant / f"seed{seed}"
+    row_path = STUDY / "results" / f"{source}__{variant}__seed{seed}.json"
+    require_finished(run_dir)
+    if not row_path.is_file():
+        raise FileNotFoundError(f"{row_path}: no study row for the trained run (learning_study.py run --only {source})")
+    trained, _, _ = load_trained(run_dir)
+    params = recipe_params(recipes, name, base_path)
+    G = build_generator(resolve_variant(params, variant, seed).model, params.data.image_size)
+    G.load_state_dict(trained.state_dict())
+    return G.eval(), run_dir, json.loads(row_path.read_text())
+
+
+def score_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:
+    """Recipe ``name``'s row scored from its ``trained_as`` run (:func:`trained_as_generator`) on
+    the validation pairs; the steps, seconds and curve are the training run's."""
+    import torch
+
+    torch.set_num_threads(1)
+    from dftnet import stages
+    from dftnet.eval.judge import load_judge
+
+    G, run_dir, row = trained_as_generator(recipes, name, variant, seed, Path(base_path))
+    ds, judge = stages.dataset(recipe_params(recipes, name, Path(base_path))), load_judge(ROOT / "judge" / "judge.pt")
+    return write_result(name, variant, seed, run_dir, row["steps"], row["seconds"], score_on_validation(G, ds, judge),
+                        threads=row["threads"], seconds_complete=row.get("seconds_complete", True))
+
+
 def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:
+    if "trained_as" in recipes[name]:
+        return score_one(recipes, name, variant, seed, base_path)
     import torch
 
     torch.set_num_threads(1)
@@ -148,6 +210,8 @@ def cmd_run(args) -> None:
         if n not in recipes:
             sys.exit(f"error: {args.recipes}: no recipe {n!r}")
         recipe_params(recipes, n, Path(args.params))  # validate before any training
+        if "trained_as" in recipes[n]:
+            check_trained_as(recipes, n, Path(args.params))
     jobs = [(n, v, s) for n in names for v in args.variants for s in args.seeds
             if v in recipes[n].get("variants", args.variants) and not (STUDY / "results" / f"{n}__{v}__seed{s}.json").exists()]
     print(f"{len(jobs)} runs to do", file=sys.stderr)
@@ -254,19 +318,25 @@ def meets_targets(r: dict) -> bool | None:
 def cmd_rescore(args) -> None:
     """Score every study run whose checkpoint is still under ``study/runs/`` again, with the
     current measures (its steps, seconds and curve kept): rows gain measures added later."""
+    import yaml
+
     from dftnet import stages
     from dftnet.runtime import atomic
     from dftnet.training.checkpoints import load_trained
     from dftnet.config import load_params
     from dftnet.eval.judge import load_judge
 
+    recipes = yaml.safe_load(Path(args.recipes).read_text())
     ds, judge = stages.dataset(load_params(args.params)), load_judge(ROOT / "judge" / "judge.pt")
     for path in sorted((STUDY / "results").glob("*.json")):
         row = json.loads(path.read_text())
-        run = STUDY / "runs" / row["recipe"] / row["variant"] / f"seed{row['seed']}"
+        trained_as = recipes.get(row["recipe"], {}).get("trained_as")
+        run = STUDY / "runs" / (trained_as or row["recipe"]) / row["variant"] / f"seed{row['seed']}"
         if row.get("split") != "val" or not (run / "checkpoint.pt").exists():
             continue
-        row.update(score_on_validation(load_trained(run)[0], ds, judge))
+        G = (trained_as_generator(recipes, row["recipe"], row["variant"], row["seed"], Path(args.params))[0]
+             if trained_as else load_trained(run)[0])
+        row.update(score_on_validation(G, ds, judge))
         atomic.write_text(path, json.dumps(row, indent=1))
         print(f"rescored {path.name}", file=sys.stderr)
 

@@ -102,6 +102,9 @@ class ModelConfig:
     flow_deadzone: float = _param(0.0, "DFT-Net remedy (not in the paper): flow vectors shorter than this many pixels "
                               "become exactly 0 (soft threshold, gradient straight through), so untouched pixels are "
                               "copied, not resampled; 0 = the paper's warp", min=0.0)
+    flow_deadzone_eval: float = _param(0.0, "DFT-Net remedy (not in the paper): the flow dead zone in pixels once trained "
+                                   "(evaluation, reports, dftnet edit), in place of flow_deadzone; training never "
+                                   "sees it; 0 = flow_deadzone throughout", min=0.0)
     attention_stretch: float = _param(0.0, "remedy (not in either paper): the attention sigmoid stretched by this much "
                                   "beyond [0, 1] and clipped, so A reaches exactly 0 and 1 and the composite can pass "
                                   "a pixel through untouched; 0 = the plain sigmoid", min=0.0, max=1.0)
@@ -298,7 +301,7 @@ class RunConfig:
 # Settings added after runs were recorded, whose off value is the papers' recipe (paths into
 # RunConfig.to_dict()).
 RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"), ("train", "ema"),
-                         ("train", "critic_warmup"))
+                         ("train", "critic_warmup"), ("model", "flow_deadzone_eval"))
 
 
 def _variant_override(params: Params, name: str) -> Mapping:
@@ -332,8 +335,8 @@ def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
 
 # The artifact remedies (not in either paper; docs/recipe.md): a variant that sets one of these
 # differently from its own family's faithful variant is a remedy of it, not an ablation.
-REMEDY_SETTINGS = (("model", "flow_deadzone"), ("model", "attention_stretch"), ("model", "change_deadzone"),
-                   ("train", "lambdas", "flow"), ("train", "lambdas", "idt"), ("train", "ema"))
+REMEDY_SETTINGS = (("model", "flow_deadzone"), ("model", "flow_deadzone_eval"), ("model", "attention_stretch"),
+                   ("model", "change_deadzone"), ("train", "lambdas", "flow"), ("train", "lambdas", "idt"), ("train", "ema"))
 
 
 def _setting(run: RunConfig, path: tuple[str, ...]):

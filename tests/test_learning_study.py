@@ -71,3 +71,24 @@ def test_a_row_with_an_untimed_sitting_shows_its_seconds_as_a_lower_bound():
     timed = study._table_row("r", "w", "ganimation", "val", [row])
     untimed = study._table_row("r", "w", "ganimation", "val", [{**row, "seconds_complete": False}])
     assert "| 3600 | 1393 |" in timed and "| 3600 | > 1393 |" in untimed
+
+
+def run_recipes(tmp_path: Path, recipes: dict):
+    path = tmp_path / "recipes.yaml"
+    path.write_text(yaml.safe_dump(recipes))
+    return subprocess.run([sys.executable, str(SCRIPT), "run", "--recipes", str(path), "--only", "scored",
+                           "--seeds", "99", "--variants", "dftnet", "--params", str(ROOT / "params.yaml")],
+                          capture_output=True, text=True)
+
+
+def test_a_recipe_scores_another_recipes_runs_only_if_they_differ_in_eval_only_settings(tmp_path):
+    trained = {"set": {"train.epochs": 3}, "variants": ["dftnet"]}
+    ok = {"trained_as": "trained", "set": {"train.epochs": 3, "model.flow_deadzone_eval": 1.0}, "variants": ["dftnet"]}
+    recipes = {"trained": trained, "scored": ok}
+    assert study.check_trained_as(recipes, "scored", ROOT / "params.yaml") == "trained"
+    out = run_recipes(tmp_path, {"trained": trained, "scored": {**ok, "set": {"model.flow_deadzone_eval": 1.0}}})
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: recipes.scored.trained_as: train.epochs is ")
+    out = run_recipes(tmp_path, {"scored": ok})  # nothing to score from
+    assert out.returncode != 0 and out.stderr.strip().splitlines()[-1] == (
+        "error: recipes.scored.trained_as: 'trained' is not a recipe that trains")

@@ -411,6 +411,28 @@ def test_a_later_remedy_is_recorded_only_when_on():
     assert run_config_from_dict(gated.to_dict()) == gated
 
 
+def test_the_eval_dead_zone_leaves_training_bit_for_bit_and_acts_only_once_trained(tmp_path):
+    from dftnet.nets.models import shrink_flow
+
+    ds, off = random_dataset(), tiny_run(epochs=2)
+    on = dataclasses.replace(off, model=dataclasses.replace(off.model, flow_deadzone_eval=1.0))
+    assert "flow_deadzone_eval" not in off.to_dict()["model"] and run_config_from_dict(on.to_dict()) == on
+    trainer.train(off, ds, tmp_path / "off")
+    trainer.train(on, ds, tmp_path / "on")
+    a = torch.load(tmp_path / "off" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "on" / trainer.CHECKPOINT, weights_only=True)
+    for net in ("G", "D"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    G_off, G_on = checkpoints.load_trained(tmp_path / "off")[0], checkpoints.load_trained(tmp_path / "on")[0]
+    x, aus = ds.images[:4].float() / 127.5 - 1, ds.aus[:4].float()
+    with torch.no_grad():
+        Phi = G_off(x, aus).parts["Phi"]
+        assert Phi.abs().max() > 0  # the shrink has something to act on
+        assert torch.equal(G_on(x, aus).parts["Phi"], shrink_flow(Phi, 1.0))  # eval mode: the 1 px zone
+        G_off.train(), G_on.train()
+        assert torch.equal(G_on(x, aus).image, G_off(x, aus).image)  # training mode: flow_deadzone, as trained
+
+
 def test_the_weight_average_only_reads_the_generator_and_is_what_a_run_is_scored_by(tmp_path):
     ds, off, on = random_dataset(), tiny_run(epochs=3), tiny_run(epochs=3, ema=0.9)
     assert "ema" not in off.to_dict()["train"] and run_config_from_dict(on.to_dict()) == on

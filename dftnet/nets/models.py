@@ -170,13 +170,17 @@ class DFTNet(nn.Module):
         self.F = F(cfg.base_channels, cfg.n_down, attention=cfg.texture)
         self.stretch = cfg.attention_stretch
         self.flow_deadzone = cfg.flow_deadzone
+        self.flow_deadzone_eval = cfg.flow_deadzone_eval
         self.change_deadzone = cfg.change_deadzone
         self.T = T(cfg.base_channels, cfg.n_down, cfg.skip, cfg.texture_upsample) if cfg.texture else None
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
         h, skips = self.E(x_s, aus)
         Phi, A = self.F(h)
-        Phi = shrink_flow(Phi, self.flow_deadzone)
+        # Once trained (eval mode), the wider dead zone where one is set: trained with it, F
+        # learns longer flows around it (docs/recipe.md), so training keeps flow_deadzone.
+        eval_zone = self.flow_deadzone_eval and not self.training
+        Phi = shrink_flow(Phi, self.flow_deadzone_eval if eval_zone else self.flow_deadzone)
         X_a = f(Phi, x_s)
         if self.T is None:  # warp_only: the warped source is the edit
             X_a = gate_small_changes(X_a, x_s, self.change_deadzone)
