@@ -5,6 +5,8 @@
     python benchmarks/learning_study.py import-default   # the default `dvc repro`'s runs as recipe "default"
     python benchmarks/learning_study.py import --work cpu-xl --params params-cpu-xl.yaml --recipe cpu_xl
                                                          # another pipeline's finished runs, as one recipe's rows
+    python benchmarks/learning_study.py export --recipe R --variant dftnet --params params-cpu-long.yaml --work cpu-long
+                                               --as dftnet_clean  # the inverse: study runs become a pipeline's runs
     python benchmarks/learning_study.py rescore          # rows whose checkpoints remain, scored again
     python benchmarks/learning_study.py table            # -> reports/learning_study.md
 
@@ -295,6 +297,75 @@ def cmd_import(args) -> None:
         print(f"{args.recipe} {variant} seed{seed}")
 
 
+def cmd_export(args) -> None:
+    """Finished study runs of recipe ``--recipe`` (variant ``--variant``, the pipeline's seeds) as
+    runs of variant ``--as`` in the pipeline ``--params`` / ``--work``: the inverse of
+    :func:`cmd_import`, so that a pipeline evaluates on its test pairs the runs its recipe was
+    chosen by, instead of training them again. The two must train alike: the same learning
+    settings but for :data:`EVAL_ONLY` ones, and the same data settings (``data.root`` aside);
+    otherwise one line names the key and nothing is written. The checkpoint is copied with the
+    pipeline's config written into it (the weights and training state untouched), with its log,
+    curve, summary and wall-clock record; a pipeline run folder that exists is left alone."""
+    import dataclasses
+    import shutil
+
+    import torch
+    import yaml
+
+    from dftnet.config import load_params, resolve_variant
+    from dftnet.runtime import atomic
+    from dftnet.runtime.errors import DataError
+    from dftnet.training.checkpoints import CHECKPOINT, read_checkpoint, require_finished
+    from dftnet.training.train import wall_clock_path
+
+    recipes = yaml.safe_load(Path(args.recipes).read_text())
+    if args.recipe not in recipes or "trained_as" in recipes[args.recipe]:
+        sys.exit(f"error: {args.recipes}: no recipe {args.recipe!r} that trains")
+    study, pipeline = recipe_params(recipes, args.recipe, ROOT / "params.yaml"), load_params(args.params)
+    if args.as_variant not in pipeline.variants:
+        sys.exit(f"error: {args.params}: no variant {args.as_variant!r}")
+    ours, theirs = dataclasses.asdict(study.data), dataclasses.asdict(pipeline.data)
+    for key in sorted((ours.keys() | theirs.keys()) - {"root"}):
+        if ours.get(key) != theirs.get(key):
+            sys.exit(f"error: {args.params}: data.{key} differs from the study's ({args.recipe!r} trained on other faces)")
+    work = Path(args.work)
+    for seed in pipeline.seeds:
+        src = STUDY / "runs" / args.recipe / args.variant / f"seed{seed}"
+        dst = work / "runs" / args.as_variant / f"seed{seed}"
+        if dst.exists():
+            print(f"skipped {dst}: exists", file=sys.stderr)
+            continue
+        try:
+            require_finished(src)
+        except DataError as err:
+            sys.exit(f"error: {err}")
+        wanted = resolve_variant(pipeline, args.as_variant, seed).to_dict()
+        trained, target = _learning_settings(json.loads((src / "config.json").read_text())), _learning_settings(wanted)
+        for key in sorted(trained.keys() | target.keys()):
+            if key not in EVAL_ONLY and trained.get(key) != target.get(key):
+                sys.exit(f"error: {src / 'config.json'}: {key} is {trained.get(key)!r}, "
+                         f"{args.params} variant {args.as_variant!r} has {target.get(key)!r}")
+        ckpt = read_checkpoint(src / CHECKPOINT)
+        ckpt["config"] = wanted
+        tmp = dst.with_name(f".{dst.name}.export")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(ckpt, tmp / CHECKPOINT)
+        for name in ("log.csv", "curve.csv"):
+            if (src / name).is_file():
+                shutil.copyfile(src / name, tmp / name)
+        (tmp / "config.json").write_text(json.dumps(wanted, indent=2))
+        summary = json.loads((src / "train_summary.json").read_text())
+        (tmp / "train_summary.json").write_text(json.dumps({**summary, "variant": args.as_variant}, indent=2))
+        (tmp / "exported_from.json").write_text(json.dumps({"recipe": args.recipe, "variant": args.variant,
+                                                            "seed": seed}, indent=2))
+        clock = wall_clock_path(STUDY / "runs" / args.recipe, args.variant, seed)
+        if clock.is_file():
+            atomic.write_text(wall_clock_path(work / "runs", args.as_variant, seed), clock.read_text())
+        tmp.rename(dst)
+        print(f"{src} -> {dst}")
+
+
 def cmd_import_default(args) -> None:
     """The default ``dvc repro``'s trained runs (every variant and seed) as rows of recipe
     ``default``: :func:`cmd_import` of this folder."""
@@ -435,7 +506,7 @@ def cmd_table(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("run", "import", "import-default", "rescore", "table"))
+    ap.add_argument("command", choices=("run", "import", "import-default", "export", "rescore", "table"))
     ap.add_argument("--recipes", default=str(ROOT / "benchmarks" / "recipes.yaml"))
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--only", nargs="*")
@@ -443,10 +514,13 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=["dftnet", "ganimation"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", default=str(ROOT), help="import: the pipeline's work folder (runs/, judge/)")
-    ap.add_argument("--recipe", default="default", help="import: the recipe the runs are filed under")
+    ap.add_argument("--recipe", default="default", help="import: the recipe the runs are filed under; "
+                    "export: the recipe whose runs go to the pipeline")
+    ap.add_argument("--variant", default="dftnet", help="export: the study runs' variant")
+    ap.add_argument("--as", dest="as_variant", help="export: the pipeline variant they become")
     args = ap.parse_args()
     os.chdir(ROOT)
-    {"run": cmd_run, "import": cmd_import, "import-default": cmd_import_default, "rescore": cmd_rescore,
+    {"run": cmd_run, "import": cmd_import, "import-default": cmd_import_default, "export": cmd_export, "rescore": cmd_rescore,
      "table": cmd_table}[args.command](args)
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,42 @@ def test_a_recipe_scores_another_recipes_runs_only_if_they_differ_in_eval_only_s
     out = run_recipes(tmp_path, {"scored": ok})  # nothing to score from
     assert out.returncode != 0 and out.stderr.strip().splitlines()[-1] == (
         "error: recipes.scored.trained_as: 'trained' is not a recipe that trains")
+
+
+def test_export_files_a_study_run_under_a_pipeline_variant_only_if_they_train_alike(tmp_path, monkeypatch):
+    import argparse
+
+    import torch
+
+    monkeypatch.setattr(study, "STUDY", tmp_path / "study")
+    config = recipe_config("default", "dftnet", 0)
+    src = tmp_path / "study" / "runs" / "default" / "dftnet" / "seed0"
+    src.mkdir(parents=True)
+    weights = {"w": torch.arange(4.0)}
+    torch.save({"config": config, "epoch": config["train"]["epochs"], "step": 7, "G": weights, "D": {}, "opt_G": {},
+                "opt_D": {}, "sched_G": {}, "sched_D": {}, "rng_loop": torch.zeros(1), "rng_torch": torch.zeros(1)},
+               src / "checkpoint.pt")
+    (src / "config.json").write_text(json.dumps(config))
+    (src / "train_summary.json").write_text(json.dumps({"variant": "dftnet", "epochs": config["train"]["epochs"]}))
+    (src / "log.csv").write_text("step\n7\n")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = [0]
+    params["variants"]["eval1"] = {"model": {"flow_deadzone_eval": 1.0}}  # trains as dftnet does
+    params["variants"]["lr"] = {"train": {"lr": 1.0e-3}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def export(as_variant):
+        study.cmd_export(argparse.Namespace(recipes=str(ROOT / "benchmarks" / "recipes.yaml"), recipe="default",
+                                            variant="dftnet", params=str(tmp_path / "params.yaml"),
+                                            work=str(tmp_path / "work"), as_variant=as_variant))
+
+    with pytest.raises(SystemExit, match="train.lr is 0.0002, .* variant 'lr' has 0.001"):
+        export("lr")
+    assert not (tmp_path / "work" / "runs" / "lr").exists()
+    export("eval1")
+    dst = tmp_path / "work" / "runs" / "eval1" / "seed0"
+    ckpt = torch.load(dst / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["model"]["flow_deadzone_eval"] == 1.0 and ckpt["config"]["variant"] == "eval1"
+    assert torch.equal(ckpt["G"]["w"], weights["w"]) and ckpt["step"] == 7
+    assert json.loads((dst / "train_summary.json").read_text())["variant"] == "eval1"
+    assert (dst / "log.csv").read_text() == "step\n7\n" and json.loads((dst / "config.json").read_text()) == ckpt["config"]
