@@ -328,13 +328,10 @@ def cmd_export(args) -> None:
     for key in sorted((ours.keys() | theirs.keys()) - {"root"}):
         if ours.get(key) != theirs.get(key):
             sys.exit(f"error: {args.params}: data.{key} differs from the study's ({args.recipe!r} trained on other faces)")
-    work = Path(args.work)
-    for seed in pipeline.seeds:
+    work, todo = Path(args.work), []
+    for seed in pipeline.seeds:  # every check before anything is written
         src = STUDY / "runs" / args.recipe / args.variant / f"seed{seed}"
         dst = work / "runs" / args.as_variant / f"seed{seed}"
-        if dst.exists():
-            print(f"skipped {dst}: exists", file=sys.stderr)
-            continue
         try:
             require_finished(src)
         except DataError as err:
@@ -345,6 +342,11 @@ def cmd_export(args) -> None:
             if key not in EVAL_ONLY and trained.get(key) != target.get(key):
                 sys.exit(f"error: {src / 'config.json'}: {key} is {trained.get(key)!r}, "
                          f"{args.params} variant {args.as_variant!r} has {target.get(key)!r}")
+        if dst.exists():
+            print(f"skipped {dst}: exists", file=sys.stderr)
+        else:
+            todo.append((seed, src, dst, wanted))
+    for seed, src, dst, wanted in todo:
         ckpt = read_checkpoint(src / CHECKPOINT)
         ckpt["config"] = wanted
         tmp = dst.with_name(f".{dst.name}.export")
