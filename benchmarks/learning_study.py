@@ -12,9 +12,9 @@
 
 A recipe is a named set of dotted overrides of ``params.yaml`` (``train.n_critic: 5``) in
 ``benchmarks/recipes.yaml``, each with the one thing it changes. Every (recipe, variant, seed)
-trains from scratch (or, for a recipe with ``trained_as: OTHER`` that differs from OTHER only in
-settings training never sees, scores OTHER's finished run) on the prepared dataset (``data.root``; run ``dvc repro judge`` first)
-with its learning curve read by the judge (``judge/judge.pt``), then edits every
+trains from scratch on the prepared dataset (``data.root``; run ``dvc repro judge`` first)
+with its learning curve read by the judge (``judge/judge.pt``) (a recipe with ``trained_as: OTHER``
+that differs from OTHER only in settings training never sees scores OTHER's runs), then edits every
 **validation** pair once (never a test pair: those are read once, by ``evaluate``) and records
 the judge's AU error of the edits, its two floors (the unedited sources' and the neutral
 faces'), the raise progress of the asked AUs, the paired L1 to the ground-truth target and the
@@ -74,12 +74,11 @@ def check_trained_as(recipes: dict, name: str, base_path: Path) -> str:
         sys.exit(f"error: recipes.{name}.trained_as: {source!r} is not a recipe that trains")
     mine, theirs = recipe_params(recipes, name, base_path), recipe_params(recipes, source, base_path)
     for variant in mine.variants:
-        a = _learning_settings(resolve_variant(mine, variant, 0).to_dict())
-        b = _learning_settings(resolve_variant(theirs, variant, 0).to_dict())
-        for key in sorted(a.keys() | b.keys()):
-            if key not in EVAL_ONLY and a.get(key) != b.get(key):
-                sys.exit(f"error: recipes.{name}.trained_as: {key} is {a.get(key)!r} here, {b.get(key)!r} in "
-                         f"{source!r} (only {', '.join(EVAL_ONLY)} may differ)")
+        a, b = resolve_variant(mine, variant, 0).to_dict(), resolve_variant(theirs, variant, 0).to_dict()
+        diff = first_difference(a, b, EVAL_ONLY)
+        if diff:
+            sys.exit(f"error: recipes.{name}.trained_as: {diff[0]} is {diff[1]!r} here, {diff[2]!r} in "
+                     f"{source!r} (only {', '.join(EVAL_ONLY)} may differ)")
     return source
 
 
@@ -248,6 +247,15 @@ def _learning_settings(run: dict, prefix: str = "") -> dict:
     return flat
 
 
+def first_difference(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> tuple[str, object, object] | None:
+    """``(key, a's value, b's value)`` for the first dotted learning setting
+    (:func:`_learning_settings`) in which run configs ``a`` and ``b`` differ, but for ``ignore``;
+    None when they train alike."""
+    a, b = _learning_settings(a), _learning_settings(b)
+    diff = [k for k in sorted(a.keys() | b.keys()) if k not in ignore and a.get(k) != b.get(k)]
+    return (diff[0], a.get(diff[0]), b.get(diff[0])) if diff else None
+
+
 def cmd_import(args) -> None:
     """Finished runs of a pipeline's work folder (``<work>/runs/<variant>/seed<k>/``, the generator,
     steps, learning curve; seconds from its wall-clock record) as rows of recipe ``--recipe``,
@@ -275,12 +283,11 @@ def cmd_import(args) -> None:
             if not stages.finished(run, params.train.epochs):
                 print(f"skipped {run}: not finished", file=sys.stderr)
                 continue
-            trained = _learning_settings(json.loads((run / "config.json").read_text()))
-            wanted = _learning_settings(resolve_variant(recipe, variant, seed).to_dict())  # as config.json writes it
-            for key in sorted(trained.keys() | wanted.keys()):
-                if trained.get(key) != wanted.get(key):
-                    sys.exit(f"error: {run / 'config.json'}: {key} is {trained.get(key)!r}, "
-                             f"recipe {args.recipe!r} has {wanted.get(key)!r}")
+            trained = json.loads((run / "config.json").read_text())
+            wanted = resolve_variant(recipe, variant, seed).to_dict()  # as config.json writes it
+            diff = first_difference(trained, wanted)
+            if diff:
+                sys.exit(f"error: {run / 'config.json'}: {diff[0]} is {diff[1]!r}, recipe {args.recipe!r} has {diff[2]!r}")
             todo.append((variant, seed, run))
     if not todo:
         return
@@ -337,11 +344,11 @@ def cmd_export(args) -> None:
         except DataError as err:
             sys.exit(f"error: {err}")
         wanted = resolve_variant(pipeline, args.as_variant, seed).to_dict()
-        trained, target = _learning_settings(json.loads((src / "config.json").read_text())), _learning_settings(wanted)
-        for key in sorted(trained.keys() | target.keys()):
-            if key not in EVAL_ONLY and trained.get(key) != target.get(key):
-                sys.exit(f"error: {src / 'config.json'}: {key} is {trained.get(key)!r}, "
-                         f"{args.params} variant {args.as_variant!r} has {target.get(key)!r}")
+        trained = json.loads((src / "config.json").read_text())
+        diff = first_difference(trained, wanted, EVAL_ONLY)
+        if diff:
+            sys.exit(f"error: {src / 'config.json'}: {diff[0]} is {diff[1]!r}, "
+                     f"{args.params} variant {args.as_variant!r} has {diff[2]!r}")
         if dst.exists():
             print(f"skipped {dst}: exists", file=sys.stderr)
         else:
