@@ -246,10 +246,13 @@ def test_remedies_are_claims_of_their_own_not_ablations():
     remedies = {"dftnet_clean": "dftnet", "ganimation_clean": "ganimation"}
     claims = {c.id: c for c in all_claims(r, BOOT, not_ablations=list(remedies))}
     assert claims["4"].text == "each ablation hurts (worse)" and "4.2" not in claims
-    rows = {c.text.split("`")[1]: c for c in remedy_claims(r, remedies, BOOT)}
-    assert rows["dftnet_clean"].verdict == SUPPORTED and rows["dftnet_clean"].primary.other == "dftnet"
-    assert rows["ganimation_clean"].verdict == CONTRADICTED and rows["ganimation_clean"].primary.metric == "l1_unchanged"
-    assert rows["dftnet_clean"].primary.p_holm >= rows["dftnet_clean"].primary.p  # Holm over the remedies only
+    rows = {(c.primary.reference, c.primary.other): c for c in remedy_claims(r, remedies, BOOT)}
+    clean, dirty = rows["dftnet_clean", "dftnet"], rows["ganimation_clean", "ganimation"]
+    assert clean.verdict == SUPPORTED and clean.text == "remedy `dftnet_clean` shows fewer artifacts than DFT-Net"
+    assert dirty.verdict == CONTRADICTED and dirty.primary.metric == "l1_unchanged"
+    both = rows["dftnet_clean", "ganimation_clean"]  # claim 2 asked of the remedied pair
+    assert both.verdict == SUPPORTED and both.text.startswith("remedied, DFT-Net shows fewer artifacts than GANimation")
+    assert len(rows) == 3 and clean.primary.p_holm >= clean.primary.p  # Holm over the remedies only
     assert {c.id for c in claims.values()} == {"1", "2", "4", "4.1"}
 
 

@@ -316,7 +316,7 @@ def build_report(metric_paths: list[Path], judge_metrics: Path | None, out_dir: 
             raise DataError(f"{judge_metrics}: cannot read the judge's metrics JSON ({err})") from None
     remedies = remedies or {}
     claims = all_claims(runs, boot, reference, baseline, not_ablations=list(remedies))
-    remedy_rows = remedy_claims(runs, remedies, boot)
+    remedy_rows = remedy_claims(runs, remedies, boot, reference, baseline)
     csvs = {"results.csv": per_seed_frame(runs), "results_aggregate.csv": aggregate_frame(runs),
             "results_per_au.csv": per_au_frame(runs)}
     texts = {name: df.to_csv(index=False, na_rep="", float_format="%.6g") for name, df in csvs.items()}
