@@ -7,6 +7,8 @@
                                                          # another pipeline's finished runs, as one recipe's rows
     python benchmarks/learning_study.py export --recipe R --variant dftnet --params params-cpu-long.yaml --work cpu-long
                                                --as dftnet_clean  # the inverse: study runs become a pipeline's runs
+    python benchmarks/learning_study.py test [--only R] [--seeds 0] [--variants dftnet]
+                                         # a frozen recipe's runs on the test pairs, each read once
     python benchmarks/learning_study.py rescore          # rows whose checkpoints remain, scored again
     python benchmarks/learning_study.py table            # -> reports/learning_study.md
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -113,7 +116,7 @@ def score_one(recipes: dict, name: str, variant: str, seed: int, base_path: str)
 
     G, run_dir, row = trained_as_generator(recipes, name, variant, seed, Path(base_path))
     ds, judge = stages.dataset(recipe_params(recipes, name, Path(base_path))), load_judge(ROOT / "judge" / "judge.pt")
-    return write_result(name, variant, seed, run_dir, row["steps"], row["seconds"], score_on_validation(G, ds, judge),
+    return write_result(name, variant, seed, run_dir, row["steps"], row["seconds"], score_on_pairs(G, ds, judge),
                         threads=row["threads"], seconds_complete=row.get("seconds_complete", True))
 
 
@@ -137,12 +140,13 @@ def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -
     # The summary carries the wall-clock record: seconds summed over the run's sittings.
     summary = train(run, ds, out, "cpu", judge=judge, wall_clock=wall_clock_path(STUDY / "runs" / name, variant, seed))
     return write_result(name, variant, seed, out, summary["generator_steps"], round(summary["train_seconds"], 1),
-                        score_on_validation(load_trained(out)[0], ds, judge), threads=1,
+                        score_on_pairs(load_trained(out)[0], ds, judge), threads=1,
                         seconds_complete=summary["complete"])
 
 
-def score_on_validation(G, ds, judge) -> dict:
-    """The judge's reading of ``G``'s edits of the validation pairs, with both floors, the raise
+def score_on_pairs(G, ds, judge, split: str = "val") -> dict:
+    """The judge's reading of ``G``'s edits of the ``split`` pairs (validation unless a frozen
+    recipe's test read, :func:`cmd_test`), with both floors, the raise
     and lower progress (all AUs and AU45, beside the ground truth's), the paired L1 against the
     ground truth (whole image, raise mask, unchanged region, each beside the source's) and the
     unchanged region's error by part (:func:`dftnet.eval.response.unchanged_parts`)."""
@@ -153,9 +157,9 @@ def score_on_validation(G, ds, judge) -> dict:
     from dftnet.eval.response import mask_l1, masks, nanmean, progress, unchanged_parts
     from dftnet.eval.schema import EYELID_AU
 
-    pairs = ds.val_pairs
+    pairs = ds.split_pairs(split)
     if pairs is None:
-        sys.exit(f"error: {ds.meta.get('source')} dataset without validation pairs: run `dvc repro prepare` again")
+        sys.exit(f"error: {ds.meta.get('source')} dataset without {split} pairs: run `dvc repro prepare` again")
     sources, edits = edit_pairs(G, ds, 64, pairs=pairs)
     neutral = neutral_faces(ds, pairs.source_ids)
     target, labels = pairs.target_aus.float(), ds.aus[ds.index(pairs.source_ids)].float()
@@ -168,7 +172,7 @@ def score_on_validation(G, ds, judge) -> dict:
     scores = {"au_mae": err["edit"], "au_mae_source": err["source"], "au_mae_neutral": err["neutral"],
               "au_mae_gt": err["gt"], "ratio": err["edit"] / err["source"], "ratio_neutral": err["edit"] / err["neutral"],
               "l1_gt": l1["edit"], "l1_gt_source": l1["source"], "l1_ratio": l1["edit"] / l1["source"],
-              "n_pairs": len(pairs), "split": "val"}
+              "n_pairs": len(pairs), "split": split}
     for way in ("raise", "lower"):
         for k in ("edit", "gt"):
             suffix = "" if k == "edit" else "_gt"
@@ -181,6 +185,16 @@ def score_on_validation(G, ds, judge) -> dict:
     scores.update({k: nanmean(v) for k, v in parts.items()})
     scores["unchanged_ratio"] = scores["l1_unchanged"] / scores["l1_unchanged_source"]
     scores["far_ratio"] = scores["l1_unchanged_far"] / scores["l1_unchanged_far_source"]
+    if split == "test":  # the pixel errors per pair, for CIs over seeds and people across sittings
+        who = dict(zip(ds.ids, ds.identities)) if ds.identities is not None else {}
+        def finite(values: list[float]) -> list[float | None]:  # an empty mask's NaN as JSON's null
+            return [v if math.isfinite(v) else None for v in values]
+
+        scores["per_pair"] = {"source_identity": [who.get(i, i) for i in pairs.source_ids],
+                              "l1_unchanged": finite(mask_l1(edits, pairs.gt, unchanged)),
+                              "l1_unchanged_source": finite(mask_l1(sources, pairs.gt, unchanged)),
+                              "l1_gt": compute_paired(edits, pairs.gt)["per_image"]["l1"],
+                              "l1_gt_source": compute_paired(sources, pairs.gt)["per_image"]["l1"]}
     return scores
 
 
@@ -226,6 +240,99 @@ def cmd_run(args) -> None:
                 r = fut.result()
                 print(f"{job}: ratio {r['ratio']:.3f} l1 {r['l1_ratio']:.2f}x unchanged {r['unchanged_ratio']:.2f}x "
                       f"{r['seconds']:.0f} s", file=sys.stderr)
+            except Exception as err:  # one failed run must not lose the others
+                print(f"{job}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
+
+
+def test_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:
+    """Frozen recipe ``name``'s run (its ``trained_as`` recipe's, if any), trained here first when
+    its checkpoint is absent (another machine's run does not outlast it), scored on the **test**
+    pairs and, the same model, on the validation pairs; written once to ``study/test/``."""
+    import hashlib
+
+    import torch
+
+    torch.set_num_threads(1)
+    from dftnet import stages
+    from dftnet.config import resolve_variant
+    from dftnet.eval.judge import load_judge
+    from dftnet.nets.generators import build_generator
+    from dftnet.runtime import atomic
+    from dftnet.runtime.errors import DataError
+    from dftnet.training.checkpoints import load_trained, require_finished
+    from dftnet.training.train import train, wall_clock_path
+
+    source = recipes[name].get("trained_as", name)
+    trained_params, params = recipe_params(recipes, source, Path(base_path)), recipe_params(recipes, name, Path(base_path))
+    ds, judge_path = stages.dataset(params), ROOT / "judge" / "judge.pt"
+    judge = load_judge(judge_path)
+    run_dir, clock = STUDY / "runs" / source / variant / f"seed{seed}", wall_clock_path(STUDY / "runs" / source, variant, seed)
+    try:
+        require_finished(run_dir)
+    except DataError:
+        train(resolve_variant(trained_params, variant, seed), ds, run_dir, "cpu", judge=judge, wall_clock=clock)
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    record = json.loads(clock.read_text()) if clock.is_file() else {}
+    trained, _, _ = load_trained(run_dir)
+    G = build_generator(resolve_variant(params, variant, seed).model, params.data.image_size)
+    G.load_state_dict(trained.state_dict())
+    G.eval()
+    val = score_on_pairs(G, ds, judge, "val")
+    test = score_on_pairs(G, ds, judge, "test")
+    row = {"recipe": name, "variant": variant, "seed": seed, "trained_as": source,
+           "steps": summary["generator_steps"], "seconds": record.get("train_seconds"),
+           "seconds_complete": record.get("complete", False), **test, "val": val,
+           "judge_md5": hashlib.md5(judge_path.read_bytes()).hexdigest(), "threads": 1,
+           "machine": f"{os.cpu_count()} CPU cores, {cpu_name()}"}
+    atomic.write_text(STUDY / "test" / f"{name}__{variant}__seed{seed}.json", json.dumps(row, indent=1))
+    return row
+
+
+def cpu_name() -> str:
+    """The CPU's name with its family and model numbers (two "AMD EPYC" may be other chips, and a
+    GAN's trajectory follows the chip: docs/reproducibility.md)."""
+    info: dict[str, str] = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    if "model name" not in info:
+        import platform
+
+        return platform.processor() or "unknown CPU"
+    return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+
+
+def cmd_test(args) -> None:
+    """The test pairs of the **frozen** recipes (a ``frozen`` entry: when and on what validation
+    evidence it was chosen), read once per run: a run with a file under ``study/test/`` is never
+    scored again. The unit is one run, so the test read of a recipe spread over sittings or
+    machines grows file by file like the study (a run whose checkpoint is gone trains again)."""
+    import yaml
+
+    recipes = yaml.safe_load(Path(args.recipes).read_text())
+    names = args.only or [n for n in recipes if "frozen" in recipes[n]]
+    for n in names:
+        if n not in recipes:
+            sys.exit(f"error: {args.recipes}: no recipe {n!r}")
+        if "frozen" not in recipes[n]:
+            sys.exit(f"error: {args.recipes}: recipe {n!r} is not frozen (its test pairs are read once it is "
+                     "chosen: give it a `frozen:` line with the validation evidence)")
+        recipe_params(recipes, n, Path(args.params))
+        if "trained_as" in recipes[n]:
+            check_trained_as(recipes, n, Path(args.params))
+    jobs = [(n, v, s) for n in names for v in args.variants for s in args.seeds
+            if v in recipes[n].get("variants", args.variants) and not (STUDY / "test" / f"{n}__{v}__seed{s}.json").exists()]
+    print(f"{len(jobs)} test reads to do", file=sys.stderr)
+    from dftnet.runtime.procs import die_with_parent
+
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(test_one, recipes, n, v, s, args.params): (n, v, s) for n, v, s in jobs}
+        for fut, job in futures.items():
+            try:
+                r = fut.result()
+                print(f"{job}: test AU/neutral {r['au_mae'] / r['au_mae_neutral']:.2f} unchanged "
+                      f"{r['unchanged_ratio']:.2f}x l1 {r['l1_ratio']:.2f}x", file=sys.stderr)
             except Exception as err:  # one failed run must not lose the others
                 print(f"{job}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
 
@@ -298,7 +405,7 @@ def cmd_import(args) -> None:
         record = json.loads(clock.read_text()) if clock.exists() else {}
         seconds = record.get("train_seconds", record.get("train_seconds_this_session"))  # older records: one sitting
         write_result(args.recipe, variant, seed, run, train["generator_steps"], seconds,
-                     score_on_validation(load_trained(run)[0], ds, judge),
+                     score_on_pairs(load_trained(run)[0], ds, judge),
                      threads=getattr(args, "threads", f"{args.work}'s pipeline (one thread a run, seeds in parallel)"),
                      seconds_complete=record.get("complete", True))
         print(f"{args.recipe} {variant} seed{seed}")
@@ -416,7 +523,7 @@ def cmd_rescore(args) -> None:
             continue
         G = (trained_as_generator(recipes, row["recipe"], row["variant"], row["seed"], Path(args.params))[0]
              if trained_as else load_trained(run)[0])
-        row.update(score_on_validation(G, ds, judge))
+        row.update(score_on_pairs(G, ds, judge))
         atomic.write_text(path, json.dumps(row, indent=1))
         print(f"rescored {path.name}", file=sys.stderr)
 
@@ -506,6 +613,7 @@ def cmd_table(args) -> None:
                 vals = [float(r["curve"][i][3]) for r in rows if len(r["curve"]) > i]
                 pts.append(f"{s}: {sum(vals) / len(vals):.2f}")
             lines.append(f"| {name} | {variant} | {', '.join(pts)} |")
+    lines += test_section(recipes)
     out = ROOT / "reports" / "learning_study.md"
     from dftnet.runtime import atomic
 
@@ -513,9 +621,64 @@ def cmd_table(args) -> None:
     print(out)
 
 
+def test_section(recipes: dict) -> list[str]:
+    """The frozen recipes' test rows (:func:`cmd_test`), one line per run, and each ``compare``
+    (claim 2: the unchanged region's L1, paired by seed and test pair, crossed-t 95% CI)."""
+    import numpy as np
+
+    from dftnet.eval.stats import crossed_t_interval
+
+    rows = [json.loads(p.read_text()) for p in sorted((STUDY / "test").glob("*.json"))]
+    lines = ["", "## Test pairs: the frozen recipes, each run read once", "",
+             "`python benchmarks/learning_study.py test` scores a **frozen** recipe's run (its `frozen:` line in",
+             "`benchmarks/recipes.yaml` says when and on what validation evidence it was chosen) on the 120 test",
+             "pairs of 12 other people, once: a run with a file under `study/test/` is never read again. A run",
+             "whose checkpoint is gone trains again first, so `val met` is that same model's validation verdict.",
+             "A GAN's trajectory and the judge's build follow the CPU (docs/reproducibility.md): each row names",
+             "its machine and judge; the pixel errors (unch. x, L1 x) need no judge.", ""]
+    if not rows:
+        return lines + ["No test read yet."]
+    lines += ["| recipe | variant | seed | steps | AU / neutral | raise / GT | AU45 raise / GT | AU45 lower / GT "
+              "| unch. x | L1 x | met | val met | machine; judge |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def yes(v: bool | None) -> str:
+        return "n/a" if v is None else ("yes" if v else "no")
+
+    for name in recipes:
+        for r in sorted((r for r in rows if r["recipe"] == name), key=lambda r: (r["variant"], r["seed"])):
+            lines.append(f"| {name} | {r['variant']} | {r['seed']} | {r['steps']} | {r['au_mae'] / r['au_mae_neutral']:.2f} "
+                         f"| {r['au_raise'] / r['au_raise_gt']:.2f} | {r['au45_raise'] / r['au45_raise_gt']:.2f} "
+                         f"| {r['au45_lower'] / r['au45_lower_gt']:.2f} | {r['unchanged_ratio']:.2f} | {r['l1_ratio']:.2f} "
+                         f"| {yes(meets_targets(r))} | {yes(meets_targets(r['val']))} | {r['machine']}; {r['judge_md5'][:8]} |")
+    for name in recipes:
+        if "compare" not in recipes[name]:
+            continue
+        other, other_variant = recipes[name]["compare"].split("/")
+        for variant in recipes[name].get("variants", ["dftnet", "ganimation"]):
+            if (name, variant) == (other, other_variant):
+                continue
+            mine = {r["seed"]: r for r in rows if r["recipe"] == name and r["variant"] == variant}
+            theirs = {r["seed"]: r for r in rows if r["recipe"] == other and r["variant"] == other_variant}
+            seeds = sorted(mine.keys() & theirs.keys())
+            what = f"{name} {variant} - {other} {other_variant}"
+            if not seeds:
+                lines += ["", f"Claim 2 on the test pairs, {what}: no seed read for both yet."]
+                continue
+            people = mine[seeds[0]]["per_pair"]["source_identity"]
+            diff = np.array([np.array(mine[s]["per_pair"]["l1_unchanged"], dtype=float)
+                             - np.array(theirs[s]["per_pair"]["l1_unchanged"], dtype=float) for s in seeds])
+            ci = crossed_t_interval(diff, people)
+            lo, hi = ci["ci"]
+            verdict = "lower" if hi < 0 else "higher" if lo > 0 else "inconclusive"
+            lines += ["", f"Claim 2 (fewer artifacts) on the test pairs, unchanged-region L1, {what}: "
+                          f"{ci['estimate']:+.5f} [{lo:+.5f}, {hi:+.5f}] (95% CI, crossed t, {ci['n_seeds']} seed(s) "
+                          f"{', '.join(map(str, seeds))} x {ci['n_pairs']} pairs of {ci['n_clusters']} people): {verdict}."]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("run", "import", "import-default", "export", "rescore", "table"))
+    ap.add_argument("command", choices=("run", "test", "import", "import-default", "export", "rescore", "table"))
     ap.add_argument("--recipes", default=str(ROOT / "benchmarks" / "recipes.yaml"))
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--only", nargs="*")
@@ -529,8 +692,8 @@ def main() -> None:
     ap.add_argument("--as", dest="as_variant", help="export: the pipeline variant they become")
     args = ap.parse_args()
     os.chdir(ROOT)
-    {"run": cmd_run, "import": cmd_import, "import-default": cmd_import_default, "export": cmd_export, "rescore": cmd_rescore,
-     "table": cmd_table}[args.command](args)
+    {"run": cmd_run, "test": cmd_test, "import": cmd_import, "import-default": cmd_import_default, "export": cmd_export,
+     "rescore": cmd_rescore, "table": cmd_table}[args.command](args)
 
 
 if __name__ == "__main__":

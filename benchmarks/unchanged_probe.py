@@ -21,7 +21,7 @@ Each reads the **validation** pairs (never the test pairs) of the prepared datas
   whose flow survives the dead zone. Which of the warp or the texture ``B`` puts the error there.
 - ``gate``: the run's edits with :func:`dftnet.nets.blocks.gate_small_changes` applied after
   training (``model.change_deadzone`` trains with it instead), scored as the learning study
-  scores a row (:func:`learning_study.score_on_validation`).
+  scores a row (:func:`learning_study.score_on_pairs`).
 - ``flowzone``: a DFT-Net run evaluated with ``model.flow_deadzone`` set to each value instead of
   the one it trained with, scored like ``gate``: what a wider dead zone would buy before training
   with it.
@@ -96,11 +96,11 @@ class Gated(torch.nn.Module):
 def gate(run: Path, ds, deadzones: list[float], averaged: bool = True) -> None:
     from dftnet.eval.judge import load_judge
     from dftnet.training.checkpoints import load_trained
-    from learning_study import score_on_validation
+    from learning_study import score_on_pairs
 
     G, judge = load_trained(run, averaged=averaged)[0], load_judge(ROOT / "judge" / "judge.pt")
     for dz in [0.0, *deadzones]:
-        s = score_on_validation(Gated(G, dz).eval(), ds, judge)
+        s = score_on_pairs(Gated(G, dz).eval(), ds, judge)
         print(f"{run} deadzone {dz}: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
 
 
@@ -145,14 +145,14 @@ def parts(run: Path, ds, averaged: bool = True) -> None:
 def flowzone(run: Path, ds, deadzones: list[float], averaged: bool = True) -> None:
     from dftnet.eval.judge import load_judge
     from dftnet.training.checkpoints import load_trained
-    from learning_study import score_on_validation
+    from learning_study import score_on_pairs
 
     G, judge = load_trained(run, averaged=averaged)[0].eval(), load_judge(ROOT / "judge" / "judge.pt")
     if not hasattr(G, "flow_deadzone"):
         sys.exit(f"error: {run}: flowzone needs a DFT-Net run (a generator with a flow)")
     for dz in [G.flow_deadzone, *deadzones]:
         G.flow_deadzone = dz
-        s = score_on_validation(G, ds, judge)
+        s = score_on_pairs(G, ds, judge)
         print(f"{run} flow dead zone {dz} px: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
 
 

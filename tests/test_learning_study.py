@@ -132,3 +132,53 @@ def test_export_files_a_study_run_under_a_pipeline_variant_only_if_they_train_al
     assert torch.equal(ckpt["G"]["w"], weights["w"]) and ckpt["step"] == 7
     assert json.loads((dst / "train_summary.json").read_text())["variant"] == "eval1"
     assert (dst / "log.csv").read_text() == "step\n7\n" and json.loads((dst / "config.json").read_text()) == ckpt["config"]
+
+
+def test_only_a_frozen_recipe_has_its_test_pairs_read(tmp_path):
+    path = tmp_path / "recipes.yaml"
+    path.write_text(yaml.safe_dump({"open": {"set": {"train.epochs": 3}, "variants": ["dftnet"]}}))
+    out = subprocess.run([sys.executable, str(SCRIPT), "test", "--recipes", str(path), "--only", "open", "--seeds", "0",
+                          "--params", str(ROOT / "params.yaml")], capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: {path}: recipe 'open' is not frozen")
+
+
+def frozen_row(recipe: str, variant: str, seed: int, unchanged: list) -> dict:
+    val = {"unchanged_ratio": 1.9, "au_raise": 0.7, "au_raise_gt": 0.8, "au45_raise": 0.8, "au45_raise_gt": 0.9,
+           "au45_lower": 0.8, "au45_lower_gt": 0.9, "au_mae": 0.4, "au_mae_neutral": 0.6, "l1_ratio": 0.8}
+    return {**val, "recipe": recipe, "variant": variant, "seed": seed, "steps": 3600, "unchanged_ratio": 2.1,
+            "val": val, "machine": "2 CPU cores, X", "judge_md5": "0123456789abcdef",
+            "per_pair": {"source_identity": ["p0", "p0", "p1", "p1"], "l1_unchanged": unchanged}}
+
+
+def test_a_test_read_is_listed_per_seed_and_compared_on_the_unchanged_region(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "STUDY", tmp_path)
+    (tmp_path / "test").mkdir()
+    recipes = {"a": {"frozen": "x", "variants": ["dftnet"], "compare": "b/ganimation"},
+               "b": {"frozen": "x", "variants": ["ganimation"]}}
+    rows = [frozen_row("a", "dftnet", 0, [1.0, 2.0, None, 3.0]), frozen_row("b", "ganimation", 0, [2.0, 3.0, 1.0, 4.0]),
+            frozen_row("a", "dftnet", 1, [1.5, 2.5, 1.0, 3.5]), frozen_row("b", "ganimation", 1, [2.0, 3.0, 1.0, 4.0])]
+    for r in rows:
+        (tmp_path / "test" / f"{r['recipe']}__{r['variant']}__seed{r['seed']}.json").write_text(json.dumps(r))
+    lines = study.test_section(recipes)
+    seed0 = next(line for line in lines if line.startswith("| a | dftnet | 0 |"))
+    # test: unchanged 2.1x misses the 2x target; the same model met every target on validation
+    assert "| 2.10 | 0.80 | no | yes | 2 CPU cores, X; 01234567 |" in seed0
+    claim = next(line for line in lines if line.startswith("Claim 2"))
+    # seed means over finite pairs: -1.0 (pair 2 has no unchanged pixel in seed 0) and -0.375
+    assert "-0.68750" in claim and "2 seed(s) 0, 1 x 4 pairs of 2 people" in claim
+
+
+def test_a_run_read_on_the_test_pairs_is_never_read_again(tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(study, "STUDY", tmp_path)
+    (tmp_path / "test").mkdir()
+    done = tmp_path / "test" / "width16_stretch_idt_long_critic5_dcwarm__ganimation__seed0.json"
+    done.write_text("{}")
+    called = []
+    monkeypatch.setattr(study, "test_one", lambda *a: called.append(a))
+    study.cmd_test(argparse.Namespace(recipes=str(ROOT / "benchmarks" / "recipes.yaml"),
+                                      only=["width16_stretch_idt_long_critic5_dcwarm"], seeds=[0],
+                                      variants=["dftnet", "ganimation"], params=str(ROOT / "params.yaml"), workers=1))
+    assert called == [] and done.read_text() == "{}"
