@@ -208,7 +208,7 @@ def write_result(recipe: str, variant: str, seed: int, run_dir: Path, steps: int
     result = {"recipe": recipe, "variant": variant, "seed": seed, "steps": steps, "seconds": seconds,
               "seconds_complete": seconds_complete, **scores,
               "curve": [line.split(",")[:4] for line in curve[1:]], "threads": threads,
-              "machine": f"{os.cpu_count()} CPU cores"}
+              "machine": f"{os.cpu_count()} CPU cores, {cpu_name()}"}
     path = STUDY / "results" / f"{recipe}__{variant}__seed{seed}.json"
     from dftnet.runtime import atomic
 
