@@ -648,7 +648,7 @@ def test_section(recipes: dict) -> list[str]:
         for r in sorted((r for r in rows if r["recipe"] == name), key=lambda r: (r["variant"], r["seed"])):
             lines.append(f"| {name} | {r['variant']} | {r['seed']} | {r['steps']} | {r['au_mae'] / r['au_mae_neutral']:.2f} "
                          f"| {r['au_raise'] / r['au_raise_gt']:.2f} | {r['au45_raise'] / r['au45_raise_gt']:.2f} "
-                         f"| {r['au45_lower'] / r['au45_lower_gt']:.2f} | {r['unchanged_ratio']:.2f} | {r['l1_ratio']:.2f} "
+                         f"| {r['au45_lower'] / r['au45_lower_gt']:.2f} | {r['unchanged_ratio']:.3f} | {r['l1_ratio']:.2f} "
                          f"| {yes(meets_targets(r))} | {yes(meets_targets(r['val']))} | {r['machine']}; {r['judge_md5'][:8]} |")
     for name in recipes:
         if "compare" not in recipes[name]:

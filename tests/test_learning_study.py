@@ -163,7 +163,7 @@ def test_a_test_read_is_listed_per_seed_and_compared_on_the_unchanged_region(tmp
     lines = study.test_section(recipes)
     seed0 = next(line for line in lines if line.startswith("| a | dftnet | 0 |"))
     # test: unchanged 2.1x misses the 2x target; the same model met every target on validation
-    assert "| 2.10 | 0.80 | no | yes | 2 CPU cores, X; 01234567 |" in seed0
+    assert "| 2.100 | 0.80 | no | yes | 2 CPU cores, X; 01234567 |" in seed0
     claim = next(line for line in lines if line.startswith("Claim 2"))
     # seed means over finite pairs: -1.0 (pair 2 has no unchanged pixel in seed 0) and -0.375
     assert "-0.68750" in claim and "2 seed(s) 0, 1 x 4 pairs of 2 people" in claim
