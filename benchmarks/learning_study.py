@@ -224,22 +224,29 @@ def cmd_run(args) -> None:
     for n in names:
         if n not in recipes:
             sys.exit(f"error: {args.recipes}: no recipe {n!r}")
+    run_jobs(recipes, names, args, run_one, STUDY / "results", "runs",
+             lambda r: f"ratio {r['ratio']:.3f} l1 {r['l1_ratio']:.2f}x unchanged {r['unchanged_ratio']:.2f}x {r['seconds']:.0f} s")
+
+
+def run_jobs(recipes: dict, names: list[str], args, fn, folder: Path, what: str, line) -> None:
+    """Every (recipe, variant, seed) of ``names`` without its file in ``folder``, through ``fn`` in
+    ``args.workers`` processes of one thread, after every recipe is checked; ``line(row)``
+    reports each; one failed run does not lose the others."""
+    for n in names:
         recipe_params(recipes, n, Path(args.params))  # validate before any training
         if "trained_as" in recipes[n]:
             check_trained_as(recipes, n, Path(args.params))
     jobs = [(n, v, s) for n in names for v in args.variants for s in args.seeds
-            if v in recipes[n].get("variants", args.variants) and not (STUDY / "results" / f"{n}__{v}__seed{s}.json").exists()]
-    print(f"{len(jobs)} runs to do", file=sys.stderr)
+            if v in recipes[n].get("variants", args.variants) and not (folder / f"{n}__{v}__seed{s}.json").exists()]
+    print(f"{len(jobs)} {what} to do", file=sys.stderr)
     from dftnet.runtime.procs import die_with_parent
 
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_one, recipes, n, v, s, args.params): (n, v, s) for n, v, s in jobs}
+        futures = {pool.submit(fn, recipes, n, v, s, args.params): (n, v, s) for n, v, s in jobs}
         for fut, job in futures.items():
             try:
-                r = fut.result()
-                print(f"{job}: ratio {r['ratio']:.3f} l1 {r['l1_ratio']:.2f}x unchanged {r['unchanged_ratio']:.2f}x "
-                      f"{r['seconds']:.0f} s", file=sys.stderr)
+                print(f"{job}: {line(fut.result())}", file=sys.stderr)
             except Exception as err:  # one failed run must not lose the others
                 print(f"{job}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
 
@@ -317,24 +324,9 @@ def cmd_test(args) -> None:
         if "frozen" not in recipes[n]:
             sys.exit(f"error: {args.recipes}: recipe {n!r} is not frozen (its test pairs are read once it is "
                      "chosen: give it a `frozen:` line with the validation evidence)")
-        recipe_params(recipes, n, Path(args.params))
-        if "trained_as" in recipes[n]:
-            check_trained_as(recipes, n, Path(args.params))
-    jobs = [(n, v, s) for n in names for v in args.variants for s in args.seeds
-            if v in recipes[n].get("variants", args.variants) and not (STUDY / "test" / f"{n}__{v}__seed{s}.json").exists()]
-    print(f"{len(jobs)} test reads to do", file=sys.stderr)
-    from dftnet.runtime.procs import die_with_parent
-
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(test_one, recipes, n, v, s, args.params): (n, v, s) for n, v, s in jobs}
-        for fut, job in futures.items():
-            try:
-                r = fut.result()
-                print(f"{job}: test AU/neutral {r['au_mae'] / r['au_mae_neutral']:.2f} unchanged "
-                      f"{r['unchanged_ratio']:.2f}x l1 {r['l1_ratio']:.2f}x", file=sys.stderr)
-            except Exception as err:  # one failed run must not lose the others
-                print(f"{job}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
+    run_jobs(recipes, names, args, test_one, STUDY / "test", "test reads",
+             lambda r: f"test AU/neutral {r['au_mae'] / r['au_mae_neutral']:.2f} unchanged {r['unchanged_ratio']:.3f}x "
+                       f"l1 {r['l1_ratio']:.2f}x")
 
 
 # Settings that change how a run is logged or saved, not what it learns.
