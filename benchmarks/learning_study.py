@@ -88,9 +88,7 @@ def check_trained_as(recipes: dict, name: str, base_path: Path) -> str:
 def trained_as_generator(recipes: dict, name: str, variant: str, seed: int, base_path: Path):
     """``(G, run folder, that run's study row)`` for recipe ``name``'s row: the finished run of its
     ``trained_as`` recipe, its weights in a generator built with this recipe's model settings."""
-    from dftnet.config import resolve_variant
-    from dftnet.nets.generators import build_generator
-    from dftnet.training.checkpoints import load_trained, require_finished
+    from dftnet.training.checkpoints import require_finished
 
     source = check_trained_as(recipes, name, base_path)
     run_dir = STUDY / "runs" / source / variant / f"seed{seed}"
@@ -98,11 +96,21 @@ def trained_as_generator(recipes: dict, name: str, variant: str, seed: int, base
     require_finished(run_dir)
     if not row_path.is_file():
         raise FileNotFoundError(f"{row_path}: no study row for the trained run (learning_study.py run --only {source})")
+    return generator_as(recipes, name, variant, seed, base_path, run_dir), run_dir, json.loads(row_path.read_text())
+
+
+def generator_as(recipes: dict, name: str, variant: str, seed: int, base_path: Path, run_dir: Path):
+    """The trained weights of ``run_dir`` in a generator built with recipe ``name``'s model
+    settings (its eval-only ones included), in eval mode."""
+    from dftnet.config import resolve_variant
+    from dftnet.nets.generators import build_generator
+    from dftnet.training.checkpoints import load_trained
+
     trained, _, _ = load_trained(run_dir)
     params = recipe_params(recipes, name, base_path)
     G = build_generator(resolve_variant(params, variant, seed).model, params.data.image_size)
     G.load_state_dict(trained.state_dict())
-    return G.eval(), run_dir, json.loads(row_path.read_text())
+    return G.eval()
 
 
 def score_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:
@@ -167,20 +175,22 @@ def score_on_pairs(G, ds, judge, split: str = "val") -> dict:
     read = {k: judge_predict(judge, x) for k, x in images.items()}
     err = {k: float((v - target).abs().mean()) for k, v in read.items()}
     prog = {k: progress(v, read["source"], target, labels) for k, v in read.items()}
-    l1 = {k: compute_paired(images[k], pairs.gt)["mean"]["l1"] for k in ("edit", "source")}
+    paired = {k: compute_paired(images[k], pairs.gt) for k in ("edit", "source")}
+    l1 = {k: v["per_image"]["l1"] for k, v in paired.items()}
+    l1_mean = {k: v["mean"]["l1"] for k, v in paired.items()}
     raise_mask, unchanged = masks(pairs.gt, sources, neutral)
     scores = {"au_mae": err["edit"], "au_mae_source": err["source"], "au_mae_neutral": err["neutral"],
               "au_mae_gt": err["gt"], "ratio": err["edit"] / err["source"], "ratio_neutral": err["edit"] / err["neutral"],
-              "l1_gt": l1["edit"], "l1_gt_source": l1["source"], "l1_ratio": l1["edit"] / l1["source"],
+              "l1_gt": l1_mean["edit"], "l1_gt_source": l1_mean["source"], "l1_ratio": l1_mean["edit"] / l1_mean["source"],
               "n_pairs": len(pairs), "split": split}
     for way in ("raise", "lower"):
         for k in ("edit", "gt"):
             suffix = "" if k == "edit" else "_gt"
             scores[f"au_{way}{suffix}"] = prog[k][way]["mean"]
             scores[f"au45_{way}{suffix}"] = prog[k][way]["per_au"][EYELID_AU]
-    for name, mask in (("raise", raise_mask), ("unchanged", unchanged)):
-        for k in ("edit", "source"):
-            scores[f"l1_{name}" + ("" if k == "edit" else "_source")] = nanmean(mask_l1(images[k], pairs.gt, mask))
+    per_pair = {f"l1_{name}" + ("" if k == "edit" else "_source"): mask_l1(images[k], pairs.gt, mask)
+                for name, mask in (("raise", raise_mask), ("unchanged", unchanged)) for k in ("edit", "source")}
+    scores.update({k: nanmean(v) for k, v in per_pair.items()})
     parts, _ = unchanged_parts(G, sources, pairs.target_aus, pairs.gt, unchanged, edits, 64, "cpu")
     scores.update({k: nanmean(v) for k, v in parts.items()})
     scores["unchanged_ratio"] = scores["l1_unchanged"] / scores["l1_unchanged_source"]
@@ -191,10 +201,9 @@ def score_on_pairs(G, ds, judge, split: str = "val") -> dict:
             return [v if math.isfinite(v) else None for v in values]
 
         scores["per_pair"] = {"source_identity": [who.get(i, i) for i in pairs.source_ids],
-                              "l1_unchanged": finite(mask_l1(edits, pairs.gt, unchanged)),
-                              "l1_unchanged_source": finite(mask_l1(sources, pairs.gt, unchanged)),
-                              "l1_gt": compute_paired(edits, pairs.gt)["per_image"]["l1"],
-                              "l1_gt_source": compute_paired(sources, pairs.gt)["per_image"]["l1"]}
+                              "l1_unchanged": finite(per_pair["l1_unchanged"]),
+                              "l1_unchanged_source": finite(per_pair["l1_unchanged_source"]),
+                              "l1_gt": l1["edit"], "l1_gt_source": l1["source"]}
     return scores
 
 
@@ -263,10 +272,9 @@ def test_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) 
     from dftnet import stages
     from dftnet.config import resolve_variant
     from dftnet.eval.judge import load_judge
-    from dftnet.nets.generators import build_generator
     from dftnet.runtime import atomic
     from dftnet.runtime.errors import DataError
-    from dftnet.training.checkpoints import load_trained, require_finished
+    from dftnet.training.checkpoints import require_finished
     from dftnet.training.train import train, wall_clock_path
 
     source = recipes[name].get("trained_as", name)
@@ -280,10 +288,7 @@ def test_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) 
         train(resolve_variant(trained_params, variant, seed), ds, run_dir, "cpu", judge=judge, wall_clock=clock)
     summary = json.loads((run_dir / "train_summary.json").read_text())
     record = json.loads(clock.read_text()) if clock.is_file() else {}
-    trained, _, _ = load_trained(run_dir)
-    G = build_generator(resolve_variant(params, variant, seed).model, params.data.image_size)
-    G.load_state_dict(trained.state_dict())
-    G.eval()
+    G = generator_as(recipes, name, variant, seed, Path(base_path), run_dir)
     val = score_on_pairs(G, ds, judge, "val")
     test = score_on_pairs(G, ds, judge, "test")
     row = {"recipe": name, "variant": variant, "seed": seed, "trained_as": source,
