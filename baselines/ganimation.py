@@ -20,7 +20,7 @@ from dftnet.nets import losses
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling,
-                           gate_small_changes, init_weights, stretch_gate)
+                           change_deadzone_now, gate_small_changes, init_weights, stretch_gate)
 
 
 def mask_loss(A: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class GANimationGenerator(nn.Module):
         self.to_C = nn.Sequential(nn.Conv2d(cfg.base_channels, 3, 7, 1, 3, bias=False), nn.Tanh())
         self.to_A = nn.Sequential(nn.Conv2d(cfg.base_channels, 1, 7, 1, 3, bias=False), nn.Sigmoid())
         self.stretch = cfg.attention_stretch
-        self.change_deadzone = cfg.change_deadzone
+        self.change_deadzone, self.change_deadzone_eval = cfg.change_deadzone, cfg.change_deadzone_eval
         self.apply(init_weights)
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
@@ -57,7 +57,7 @@ class GANimationGenerator(nn.Module):
         C, sigmoid = self.to_C(y), self.to_A(y)
         A = stretch_gate(sigmoid, self.stretch)
         parts = {"C": C} if self.stretch == 0 else {"C": C, "A_sigmoid": sigmoid}
-        image = gate_small_changes(A * x_s + (1 - A) * C, x_s, self.change_deadzone)
+        image = gate_small_changes(A * x_s + (1 - A) * C, x_s, change_deadzone_now(self))
         return GeneratorOutput(image=image, attention=A, parts=parts)
 
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:

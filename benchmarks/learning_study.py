@@ -64,7 +64,7 @@ def recipe_params(recipes: dict, name: str, base_path: Path):
 
 # Settings that act only once a generator is trained (eval mode): a recipe that differs from
 # another only in these can score that recipe's checkpoints instead of training again (``trained_as``).
-EVAL_ONLY = ("model.flow_deadzone_eval",)
+EVAL_ONLY = ("model.flow_deadzone_eval", "model.flow_gate_eval", "model.change_deadzone_eval")
 
 
 def check_trained_as(recipes: dict, name: str, base_path: Path) -> str:
@@ -115,17 +115,24 @@ def generator_as(recipes: dict, name: str, variant: str, seed: int, base_path: P
 
 def score_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:
     """Recipe ``name``'s row scored from its ``trained_as`` run (:func:`trained_as_generator`) on
-    the validation pairs; the steps, seconds and curve are the training run's."""
+    the validation pairs; the steps, seconds and curve are those of the checkpoint scored (its
+    summary and wall-clock record: a run trained again, as by ``test``, is not the study row's)."""
     import torch
 
     torch.set_num_threads(1)
     from dftnet import stages
     from dftnet.eval.judge import load_judge
+    from dftnet.training.train import wall_clock_path
 
     G, run_dir, row = trained_as_generator(recipes, name, variant, seed, Path(base_path))
     ds, judge = stages.dataset(recipe_params(recipes, name, Path(base_path))), load_judge(ROOT / "judge" / "judge.pt")
-    return write_result(name, variant, seed, run_dir, row["steps"], row["seconds"], score_on_pairs(G, ds, judge),
-                        threads=row["threads"], seconds_complete=row.get("seconds_complete", True))
+    steps = json.loads((run_dir / "train_summary.json").read_text())["generator_steps"]
+    clock = wall_clock_path(STUDY / "runs" / row["recipe"], variant, seed)
+    record = json.loads(clock.read_text()) if clock.is_file() else {}
+    seconds = record.get("train_seconds", row["seconds"])
+    complete = record.get("complete", False) if record else row.get("seconds_complete", True)
+    return write_result(name, variant, seed, run_dir, steps, seconds, score_on_pairs(G, ds, judge),
+                        threads=row["threads"], seconds_complete=complete)
 
 
 def run_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:

@@ -4,7 +4,8 @@
     python benchmarks/unchanged_probe.py parts RUN [...]                      # DFT-Net runs
     python benchmarks/unchanged_probe.py gate  RUN [...] [--deadzones 0.01 0.02 0.04]
     python benchmarks/unchanged_probe.py flowzone RUN [...] --deadzones 0.75 1.0  # DFT-Net runs
-    python benchmarks/unchanged_probe.py grid  RUN [RUN ...] --out edits.png
+    python benchmarks/unchanged_probe.py gates RUN [...] --flow-gates 0 0.3 0.5 --deadzones 0 0.02 0.03
+    python benchmarks/unchanged_probe.py grid  RUN [RUN ...] --out edits.png [--gated 0.3:0.03]
     ... --last-weights   # a run with train.ema: its weights as last trained, not their average
 
 Each reads the **validation** pairs (never the test pairs) of the prepared dataset
@@ -25,8 +26,13 @@ Each reads the **validation** pairs (never the test pairs) of the prepared datas
 - ``flowzone``: a DFT-Net run evaluated with ``model.flow_deadzone`` set to each value instead of
   the one it trained with, scored like ``gate``: what a wider dead zone would buy before training
   with it.
+- ``gates``: the run evaluated with each pair of the once-trained gates,
+  ``model.flow_gate_eval`` (px, DFT-Net: :func:`dftnet.nets.models.gate_flow`) by
+  ``model.change_deadzone_eval`` (intensity: :func:`gate_small_changes`), scored like ``gate``;
+  the grid the learning study's ``_fg*_cg*`` rows were chosen from.
 - ``grid``: to look at, not to score: 8 validation pairs (every 12th) as rows; columns the source,
-  the ground truth, then per run its edit and 4x its absolute difference from the ground truth.
+  the ground truth, then per run its edit and 4x its absolute difference from the ground truth
+  (``--gated FLOW:CHANGE``: then the same with those once-trained gates).
 """
 
 from __future__ import annotations
@@ -156,7 +162,31 @@ def flowzone(run: Path, ds, deadzones: list[float], averaged: bool = True) -> No
         print(f"{run} flow dead zone {dz} px: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN), flush=True)
 
 
-def grid(runs: list[Path], ds, out: Path, averaged: bool = True) -> None:
+def set_gates(G: torch.nn.Module, flow_gate: float, change_deadzone: float, strict: bool = True) -> torch.nn.Module:
+    """``G`` with the once-trained gates set (eval mode); a flow gate needs a DFT-Net generator
+    (``strict`` false: a generator without a flow takes the change gate alone)."""
+    if strict and flow_gate and not hasattr(G, "flow_gate_eval"):
+        sys.exit("error: --flow-gates: a flow gate needs a DFT-Net run (a generator with a flow)")
+    if hasattr(G, "flow_gate_eval"):
+        G.flow_gate_eval = flow_gate
+    G.change_deadzone_eval = change_deadzone
+    return G.eval()
+
+
+def gates(run: Path, ds, flow_gates: list[float], deadzones: list[float], averaged: bool = True) -> None:
+    from dftnet.eval.judge import load_judge
+    from dftnet.training.checkpoints import load_trained
+    from learning_study import score_on_pairs
+
+    G, judge = load_trained(run, averaged=averaged)[0], load_judge(ROOT / "judge" / "judge.pt")
+    for fg in flow_gates:
+        for dz in deadzones:
+            s = score_on_pairs(set_gates(G, fg, dz), ds, judge)
+            print(f"{run} flow gate {fg} px, change dead zone {dz}: " + ", ".join(f"{k} {s[k]:.3f}" for k in SHOWN),
+                  flush=True)
+
+
+def grid(runs: list[Path], ds, out: Path, averaged: bool = True, gated: tuple[float, float] | None = None) -> None:
     from PIL import Image
 
     from dftnet.eval.evaluate import edit_pairs
@@ -167,10 +197,12 @@ def grid(runs: list[Path], ds, out: Path, averaged: bool = True) -> None:
     rows = list(range(0, len(pairs), 12))[:8]
     cols = []
     for run in runs:
-        sources, edits = edit_pairs(load_trained(run, averaged=averaged)[0], ds, 64, pairs=pairs)
-        if not cols:
-            cols += [sources[rows], pairs.gt[rows]]
-        cols += [edits[rows], ((edits[rows].float() - pairs.gt[rows].float()).abs() * 4).clamp(0, 255).to(torch.uint8)]
+        G = load_trained(run, averaged=averaged)[0]
+        for setting in [None] + ([gated] if gated else []):
+            sources, edits = edit_pairs(set_gates(G, *setting, strict=False) if setting else G, ds, 64, pairs=pairs)
+            if not cols:
+                cols += [sources[rows], pairs.gt[rows]]
+            cols += [edits[rows], ((edits[rows].float() - pairs.gt[rows].float()).abs() * 4).clamp(0, 255).to(torch.uint8)]
     image = torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2).permute(1, 2, 0).numpy()
     png = Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST)
     atomic.write_with(out, lambda tmp: png.save(tmp, format="PNG"))
@@ -179,11 +211,14 @@ def grid(runs: list[Path], ds, out: Path, averaged: bool = True) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("rings", "parts", "gate", "flowzone", "grid"))
+    ap.add_argument("command", choices=("rings", "parts", "gate", "flowzone", "gates", "grid"))
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--deadzones", nargs="+", type=float,
                     help="gate: change dead zones, [0, 1] intensity (default 0.01 0.02 0.04); "
                          "flowzone: flow dead zones in px (default 0.75 1.0)")
+    ap.add_argument("--flow-gates", nargs="+", type=float, default=[0.0],
+                    help="gates: once-trained flow gates in px (DFT-Net runs; default 0)")
+    ap.add_argument("--gated", help="grid: FLOW:CHANGE, also show each run with these once-trained gates")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--out", type=Path, help="grid: the PNG to write")
     ap.add_argument("--last-weights", action="store_true",
@@ -200,12 +235,20 @@ def main() -> None:
     if args.command == "grid":
         if args.out is None:
             sys.exit("error: grid: --out is required")
-        return grid(args.runs, ds, args.out, not args.last_weights)
+        try:
+            gated = tuple(float(v) for v in args.gated.split(":")) if args.gated else None
+        except ValueError:
+            gated = None
+        if args.gated and (gated is None or len(gated) != 2):
+            sys.exit(f"error: --gated: {args.gated!r} is not FLOW:CHANGE (two numbers)")
+        return grid(args.runs, ds, args.out, not args.last_weights, gated)
     for run in args.runs:
         if args.command == "rings":
             rings(run, ds, not args.last_weights)
         elif args.command == "parts":
             parts(run, ds, not args.last_weights)
+        elif args.command == "gates":
+            gates(run, ds, args.flow_gates, args.deadzones or [0.0, 0.02, 0.03], not args.last_weights)
         elif args.command == "flowzone":
             flowzone(run, ds, args.deadzones or [0.75, 1.0], not args.last_weights)
         else:

@@ -105,12 +105,19 @@ class ModelConfig:
     flow_deadzone_eval: float = _param(0.0, "DFT-Net remedy (not in the paper): the flow dead zone in pixels once trained "
                                    "(evaluation, reports, dftnet edit), in place of flow_deadzone; training never "
                                    "sees it; 0 = flow_deadzone throughout", min=0.0)
+    flow_gate_eval: float = _param(0.0, "DFT-Net remedy (not in the paper): once trained, after the dead zone, flow vectors "
+                               "shorter than this many pixels become 0 and those longer than twice it keep their "
+                               "length, ramping between (a gate, not a shrink: the edit's long flows stay as "
+                               "trained); training never sees it; 0 = off", min=0.0)
     attention_stretch: float = _param(0.0, "remedy (not in either paper): the attention sigmoid stretched by this much "
                                   "beyond [0, 1] and clipped, so A reaches exactly 0 and 1 and the composite can pass "
                                   "a pixel through untouched; 0 = the plain sigmoid", min=0.0, max=1.0)
     change_deadzone: float = _param(0.0, "remedy (not in either paper): a pixel whose edit changes no channel by more than "
                                 "this ([0, 1] intensity) is copied from the source, ramping to the full change at twice "
                                 "that (gradient straight through); 0 = the papers' output", min=0.0, max=0.5)
+    change_deadzone_eval: float = _param(0.0, "remedy (not in either paper): the change dead zone once trained (evaluation, "
+                                     "reports, dftnet edit), in place of change_deadzone; training never sees it; "
+                                     "0 = change_deadzone throughout", min=0.0, max=0.5)
     critic_channels: int = _param(64, "channels of the critic's first conv; doubled per layer up to 2048", min=4)
     critic_layers: int = _param(6, "4x4 stride-2 convs in the critic (GANimation: 6 at 128 px)", min=2, max=8)
 
@@ -301,7 +308,8 @@ class RunConfig:
 # Settings added after runs were recorded, whose off value is the papers' recipe (paths into
 # RunConfig.to_dict()).
 RECORDED_ONLY_WHEN_ON = (("train", "lambdas", "idt"), ("model", "change_deadzone"), ("train", "ema"),
-                         ("train", "critic_warmup"), ("model", "flow_deadzone_eval"))
+                         ("train", "critic_warmup"), ("model", "flow_deadzone_eval"), ("model", "flow_gate_eval"),
+                         ("model", "change_deadzone_eval"))
 
 
 def _variant_override(params: Params, name: str) -> Mapping:
@@ -335,8 +343,9 @@ def resolve_variant(params: Params, name: str, seed: int) -> RunConfig:
 
 # The artifact remedies (not in either paper; docs/recipe.md): a variant that sets one of these
 # differently from its own family's faithful variant is a remedy of it, not an ablation.
-REMEDY_SETTINGS = (("model", "flow_deadzone"), ("model", "flow_deadzone_eval"), ("model", "attention_stretch"),
-                   ("model", "change_deadzone"), ("train", "lambdas", "flow"), ("train", "lambdas", "idt"), ("train", "ema"))
+REMEDY_SETTINGS = (("model", "flow_deadzone"), ("model", "flow_deadzone_eval"), ("model", "flow_gate_eval"),
+                   ("model", "attention_stretch"), ("model", "change_deadzone"), ("model", "change_deadzone_eval"),
+                   ("train", "lambdas", "flow"), ("train", "lambdas", "idt"), ("train", "ema"))
 
 
 def _setting(run: RunConfig, path: tuple[str, ...]):

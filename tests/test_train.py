@@ -433,6 +433,50 @@ def test_the_eval_dead_zone_leaves_training_bit_for_bit_and_acts_only_once_train
         assert torch.equal(G_on(x, aus).image, G_off(x, aus).image)  # training mode: flow_deadzone, as trained
 
 
+@pytest.mark.parametrize("variant", ["dftnet", "ganimation"])
+def test_the_once_trained_gates_leave_training_bit_for_bit_and_act_only_once_trained(tmp_path, variant):
+    from dftnet.nets.blocks import gate_small_changes
+    from dftnet.nets.models import gate_flow
+
+    ds, off = random_dataset(), tiny_run(variant, epochs=2)
+    gates = {"change_deadzone_eval": 0.03, **({"flow_gate_eval": 0.5} if variant == "dftnet" else {})}
+    on = dataclasses.replace(off, model=dataclasses.replace(off.model, **gates))
+    assert not set(gates) & set(off.to_dict()["model"]) and run_config_from_dict(on.to_dict()) == on
+    trainer.train(off, ds, tmp_path / "off")
+    trainer.train(on, ds, tmp_path / "on")
+    a = torch.load(tmp_path / "off" / trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "on" / trainer.CHECKPOINT, weights_only=True)
+    for net in ("G", "D"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    G_off, G_on = checkpoints.load_trained(tmp_path / "off")[0], checkpoints.load_trained(tmp_path / "on")[0]
+    x, aus = ds.images[:4].float() / 127.5 - 1, ds.aus[:4].float()
+    with torch.no_grad():
+        plain, gated = G_off(x, aus), G_on(x, aus)
+        before = plain.image  # the edit before the change gate: GANimation's as trained
+        if variant == "dftnet":  # DFT-Net's with the flow gate alone
+            assert torch.equal(gated.parts["Phi"], gate_flow(plain.parts["Phi"], 0.5))
+            G_off.flow_gate_eval = 0.5
+            before = G_off(x, aus).image
+            G_off.flow_gate_eval = 0.0
+        assert torch.equal(gated.image, gate_small_changes(before, x, 0.03))
+        small = (before - x).abs().amax(1) / 2 <= 0.03
+        assert small.any() and torch.equal(gated.image.permute(0, 2, 3, 1)[small], x.permute(0, 2, 3, 1)[small])
+        assert not torch.equal(gated.image, plain.image)
+        G_off.train(), G_on.train()
+        assert torch.equal(G_on(x, aus).image, G_off(x, aus).image)  # training mode: as trained
+
+
+def test_the_flow_gate_zeroes_short_vectors_keeps_long_ones_and_ramps_between():
+    from dftnet.nets.models import flow_in_pixels, gate_flow
+
+    lengths_px = torch.tensor([0.2, 0.5, 0.75, 1.0, 1.5, 3.0])
+    Phi = torch.zeros(1, 2, 1, 6)
+    Phi[0, 0, 0] = lengths_px * 2 / 6  # x offsets: one pixel is 2 / W, W = 6
+    out = flow_in_pixels(gate_flow(Phi, 0.5))[0, 0, 0]
+    assert torch.allclose(out, torch.tensor([0.0, 0.0, 0.375, 1.0, 1.5, 3.0]))
+    assert torch.equal(gate_flow(Phi, 0.0), Phi)
+
+
 def test_the_weight_average_only_reads_the_generator_and_is_what_a_run_is_scored_by(tmp_path):
     ds, off, on = random_dataset(), tiny_run(epochs=3), tiny_run(epochs=3, ema=0.9)
     assert "ema" not in off.to_dict()["train"] and run_config_from_dict(on.to_dict()) == on

@@ -66,6 +66,13 @@ def gate_small_changes(image: torch.Tensor, x_s: torch.Tensor, deadzone: float) 
     return image + ((keep - 1) * delta)
 
 
+def change_deadzone_now(module: nn.Module) -> float:
+    """The change dead zone ``module`` applies now: ``change_deadzone_eval`` once trained (eval
+    mode) where one is set, else ``change_deadzone`` (what it trained with)."""
+    once_trained = float(cast(float, module.change_deadzone_eval))
+    return once_trained if once_trained and not module.training else float(cast(float, module.change_deadzone))
+
+
 def attention_for_regularisers(out: "GeneratorOutput") -> torch.Tensor:
     """The attention the regularisers see: the sigmoid before :func:`stretch_gate`, else ``A``."""
     return out.parts.get("A_sigmoid", out.attention)

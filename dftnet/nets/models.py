@@ -50,7 +50,7 @@ import torch.nn.functional as nnf
 
 from dftnet.nets import losses
 from dftnet.nets.blocks import (E, GeneratorOutput, UpPath, attention_for_regularisers, check_downsampling,
-                           gate_small_changes, init_weights, stretch_gate)
+                           change_deadzone_now, gate_small_changes, init_weights, stretch_gate)
 from dftnet.config import ModelConfig
 from dftnet.data.aus import N_AUS
 
@@ -147,6 +147,20 @@ def shrink_flow(Phi: torch.Tensor, deadzone_px: float) -> torch.Tensor:
     return Phi + (Phi.detach() * factor - Phi.detach())
 
 
+def gate_flow(Phi: torch.Tensor, gate_px: float) -> torch.Tensor:
+    """A remedy, not in the paper (``model.flow_gate_eval``, once trained): flow vectors shorter
+    than ``gate_px`` pixels become exactly 0 (the pixel is copied), those longer than twice it
+    keep their length, and the length ramps linearly between (``Phi * clamp(|Phi| / gate - 1, 0,
+    1)``, continuous). Unlike :func:`shrink_flow` it leaves the edit's long flows as trained, so a
+    model asked to keep still where its flow is a fraction of a pixel is not also asked for a
+    weaker edit. ``gate_px`` 0 returns ``Phi``."""
+    if gate_px == 0:
+        return Phi
+    length = flow_in_pixels(Phi.detach().float()).norm(dim=1, keepdim=True)
+    keep = (length / gate_px - 1).clamp(0.0, 1.0).to(Phi.dtype)
+    return Phi + (Phi.detach() * keep - Phi.detach())
+
+
 def compose(A: torch.Tensor, B: torch.Tensor, X_a: torch.Tensor) -> torch.Tensor:
     """Eq. (5): ``(1 - A) * B + A * X_a``; A weights the warped source."""
     return (1 - A) * B + A * X_a
@@ -171,7 +185,8 @@ class DFTNet(nn.Module):
         self.stretch = cfg.attention_stretch
         self.flow_deadzone = cfg.flow_deadzone
         self.flow_deadzone_eval = cfg.flow_deadzone_eval
-        self.change_deadzone = cfg.change_deadzone
+        self.flow_gate_eval = cfg.flow_gate_eval
+        self.change_deadzone, self.change_deadzone_eval = cfg.change_deadzone, cfg.change_deadzone_eval
         self.T = T(cfg.base_channels, cfg.n_down, cfg.skip, cfg.texture_upsample) if cfg.texture else None
 
     def forward(self, x_s: torch.Tensor, aus: torch.Tensor) -> GeneratorOutput:
@@ -181,15 +196,17 @@ class DFTNet(nn.Module):
         # learns longer flows around it (docs/recipe.md), so training keeps flow_deadzone.
         eval_zone = self.flow_deadzone_eval and not self.training
         Phi = shrink_flow(Phi, self.flow_deadzone_eval if eval_zone else self.flow_deadzone)
+        if not self.training:
+            Phi = gate_flow(Phi, self.flow_gate_eval)
         X_a = f(Phi, x_s)
         if self.T is None:  # warp_only: the warped source is the edit
-            X_a = gate_small_changes(X_a, x_s, self.change_deadzone)
+            X_a = gate_small_changes(X_a, x_s, change_deadzone_now(self))
             return GeneratorOutput(image=X_a, attention=torch.ones_like(X_a[:, :1]), parts={"X_a": X_a, "Phi": Phi})
         B = self.T(h, skips)
         parts = {"X_a": X_a, "B": B, "Phi": Phi}
         if self.stretch:
             parts["A_sigmoid"], A = A, stretch_gate(A, self.stretch)
-        image = gate_small_changes(compose(A, B, X_a), x_s, self.change_deadzone)
+        image = gate_small_changes(compose(A, B, X_a), x_s, change_deadzone_now(self))
         return GeneratorOutput(image=image, attention=A, parts=parts)
 
     def regularisers(self, out: GeneratorOutput, active: set[str]) -> dict[str, torch.Tensor]:
