@@ -411,19 +411,25 @@ def test_a_later_remedy_is_recorded_only_when_on():
     assert run_config_from_dict(gated.to_dict()) == gated
 
 
-def test_the_eval_dead_zone_leaves_training_bit_for_bit_and_acts_only_once_trained(tmp_path):
-    from dftnet.nets.models import shrink_flow
-
-    ds, off = random_dataset(), tiny_run(epochs=2)
-    on = dataclasses.replace(off, model=dataclasses.replace(off.model, flow_deadzone_eval=1.0))
-    assert "flow_deadzone_eval" not in off.to_dict()["model"] and run_config_from_dict(on.to_dict()) == on
+def trained_alike(off, on, ds, tmp_path):
+    """Runs ``off`` and ``on`` trained on ``ds``: their G and D equal bit for bit (a setting that
+    acts only once trained), returned as the two trained generators in eval mode."""
     trainer.train(off, ds, tmp_path / "off")
     trainer.train(on, ds, tmp_path / "on")
     a = torch.load(tmp_path / "off" / trainer.CHECKPOINT, weights_only=True)
     b = torch.load(tmp_path / "on" / trainer.CHECKPOINT, weights_only=True)
     for net in ("G", "D"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
-    G_off, G_on = checkpoints.load_trained(tmp_path / "off")[0], checkpoints.load_trained(tmp_path / "on")[0]
+    return checkpoints.load_trained(tmp_path / "off")[0], checkpoints.load_trained(tmp_path / "on")[0]
+
+
+def test_the_eval_dead_zone_leaves_training_bit_for_bit_and_acts_only_once_trained(tmp_path):
+    from dftnet.nets.models import shrink_flow
+
+    ds, off = random_dataset(), tiny_run(epochs=2)
+    on = dataclasses.replace(off, model=dataclasses.replace(off.model, flow_deadzone_eval=1.0))
+    assert "flow_deadzone_eval" not in off.to_dict()["model"] and run_config_from_dict(on.to_dict()) == on
+    G_off, G_on = trained_alike(off, on, ds, tmp_path)
     x, aus = ds.images[:4].float() / 127.5 - 1, ds.aus[:4].float()
     with torch.no_grad():
         Phi = G_off(x, aus).parts["Phi"]
@@ -442,13 +448,7 @@ def test_the_once_trained_gates_leave_training_bit_for_bit_and_act_only_once_tra
     gates = {"change_deadzone_eval": 0.03, **({"flow_gate_eval": 0.5} if variant == "dftnet" else {})}
     on = dataclasses.replace(off, model=dataclasses.replace(off.model, **gates))
     assert not set(gates) & set(off.to_dict()["model"]) and run_config_from_dict(on.to_dict()) == on
-    trainer.train(off, ds, tmp_path / "off")
-    trainer.train(on, ds, tmp_path / "on")
-    a = torch.load(tmp_path / "off" / trainer.CHECKPOINT, weights_only=True)
-    b = torch.load(tmp_path / "on" / trainer.CHECKPOINT, weights_only=True)
-    for net in ("G", "D"):
-        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
-    G_off, G_on = checkpoints.load_trained(tmp_path / "off")[0], checkpoints.load_trained(tmp_path / "on")[0]
+    G_off, G_on = trained_alike(off, on, ds, tmp_path)
     x, aus = ds.images[:4].float() / 127.5 - 1, ds.aus[:4].float()
     with torch.no_grad():
         plain, gated = G_off(x, aus), G_on(x, aus)
