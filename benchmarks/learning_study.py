@@ -674,6 +674,8 @@ def test_section(recipes: dict) -> list[str]:
             ci = crossed_t_interval(diff, people)
             lo, hi = ci["ci"]
             verdict = "lower" if hi < 0 else "higher" if lo > 0 else "inconclusive"
+            if len(seeds) < 2:  # the interval would hold the people's spread alone, not the seeds'
+                verdict = "no verdict until a second seed is read (one seed's interval leaves out the seeds' spread)"
             lines += ["", f"Claim 2 (fewer artifacts) on the test pairs, unchanged-region L1, {what}: "
                           f"{ci['estimate']:+.5f} [{lo:+.5f}, {hi:+.5f}] (95% CI, crossed t, {ci['n_seeds']} seed(s) "
                           f"{', '.join(map(str, seeds))} x {ci['n_pairs']} pairs of {ci['n_clusters']} people): {verdict}."]

@@ -167,6 +167,13 @@ def test_a_test_read_is_listed_per_seed_and_compared_on_the_unchanged_region(tmp
     claim = next(line for line in lines if line.startswith("Claim 2"))
     # seed means over finite pairs: -1.0 (pair 2 has no unchanged pixel in seed 0) and -0.375
     assert "-0.68750" in claim and "2 seed(s) 0, 1 x 4 pairs of 2 people" in claim
+    assert claim.endswith("inconclusive.")
+    for r in rows[2:]:  # one seed read of each: an interval, but no verdict
+        (tmp_path / "test" / f"{r['recipe']}__{r['variant']}__seed{r['seed']}.json").unlink()
+    claim = next(line for line in study.test_section(recipes) if line.startswith("Claim 2"))
+    assert "-1.00000" in claim and "1 seed(s) 0 x" in claim and claim.endswith("no verdict until a second seed is "
+                                                                                "read (one seed's interval leaves out "
+                                                                                "the seeds' spread).")
 
 
 def test_a_run_read_on_the_test_pairs_is_never_read_again(tmp_path, monkeypatch):
