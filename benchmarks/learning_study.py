@@ -113,6 +113,15 @@ def generator_as(recipes: dict, name: str, variant: str, seed: int, base_path: P
     return G.eval()
 
 
+def run_record(recipe: str, variant: str, seed: int, run_dir: Path) -> tuple[int, dict]:
+    """A finished study run's generator steps (its summary) and wall-clock record ({} if none)."""
+    from dftnet.training.train import wall_clock_path
+
+    clock = wall_clock_path(STUDY / "runs" / recipe, variant, seed)
+    record = json.loads(clock.read_text()) if clock.is_file() else {}
+    return json.loads((run_dir / "train_summary.json").read_text())["generator_steps"], record
+
+
 def score_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) -> dict:
     """Recipe ``name``'s row scored from its ``trained_as`` run (:func:`trained_as_generator`) on
     the validation pairs; the steps, seconds and curve are those of the checkpoint scored (its
@@ -122,13 +131,10 @@ def score_one(recipes: dict, name: str, variant: str, seed: int, base_path: str)
     torch.set_num_threads(1)
     from dftnet import stages
     from dftnet.eval.judge import load_judge
-    from dftnet.training.train import wall_clock_path
 
     G, run_dir, row = trained_as_generator(recipes, name, variant, seed, Path(base_path))
     ds, judge = stages.dataset(recipe_params(recipes, name, Path(base_path))), load_judge(ROOT / "judge" / "judge.pt")
-    steps = json.loads((run_dir / "train_summary.json").read_text())["generator_steps"]
-    clock = wall_clock_path(STUDY / "runs" / row["recipe"], variant, seed)
-    record = json.loads(clock.read_text()) if clock.is_file() else {}
+    steps, record = run_record(row["recipe"], variant, seed, run_dir)
     seconds = record.get("train_seconds", row["seconds"])
     complete = record.get("complete", False) if record else row.get("seconds_complete", True)
     return write_result(name, variant, seed, run_dir, steps, seconds, score_on_pairs(G, ds, judge),
@@ -293,13 +299,12 @@ def test_one(recipes: dict, name: str, variant: str, seed: int, base_path: str) 
         require_finished(run_dir)
     except DataError:
         train(resolve_variant(trained_params, variant, seed), ds, run_dir, "cpu", judge=judge, wall_clock=clock)
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    record = json.loads(clock.read_text()) if clock.is_file() else {}
+    steps, record = run_record(source, variant, seed, run_dir)
     G = generator_as(recipes, name, variant, seed, Path(base_path), run_dir)
     val = score_on_pairs(G, ds, judge, "val")
     test = score_on_pairs(G, ds, judge, "test")
     row = {"recipe": name, "variant": variant, "seed": seed, "trained_as": source,
-           "steps": summary["generator_steps"], "seconds": record.get("train_seconds"),
+           "steps": steps, "seconds": record.get("train_seconds"),
            "seconds_complete": record.get("complete", False), **test, "val": val,
            "judge_md5": hashlib.md5(judge_path.read_bytes()).hexdigest(), "threads": 1,
            "machine": f"{os.cpu_count()} CPU cores, {cpu_name()}"}
