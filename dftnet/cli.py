@@ -29,11 +29,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="train at most N more epochs per seed, then stop; the same command goes on from there")
     j = sub.add_parser("judge", help="train the independent AU judge")
     j.add_argument("--out", default="judge")
+    j.add_argument("--metrics", default=None, help="its headline figures (default: metrics/judge.json beside --out, "
+                   "so a judge trained elsewhere never touches the default run's)")
     e = sub.add_parser("evaluate", help="evaluate every seed of one variant")
     e.add_argument("variant")
     e.add_argument("--runs", default="runs")
     e.add_argument("--judge", default="judge")
     e.add_argument("--out", default="eval")
+    e.add_argument("--metrics", default=None, help="the means over seeds: <metrics>/<variant>.json (default: metrics/ "
+                   "beside --out, so an evaluation elsewhere never touches the default run's)")
     tm = sub.add_parser("timing", help="inference timing of every variant's generator, interleaved")
     tm.add_argument("--out", default="timing/timing.json")
     tm.add_argument("--reports", default=None, help="also write claim 3 and the timing table (timing.md, "
@@ -88,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def beside(out: str, name: str) -> Path:
+    """``name`` in the folder that holds ``out``: ``beside("eval", "metrics")`` is ``metrics``,
+    ``beside("cpu-long/eval", "metrics")`` is ``cpu-long/metrics`` (the layout ``bench`` writes)."""
+    return Path(out).parent / name
+
+
 def _edit(commands, params, args) -> None:
     written = commands.edit(params, args.photos, args.run, args.out, aus=args.aus, expression=args.expression,
                             like=args.like, strength=args.strength, steps=args.steps, gif=args.gif, crop=args.crop,
@@ -108,9 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages.train_variant(params, args.variant, args.out, args.device, Path(args.judge) / "judge.pt", args.logs,
                                  args.epochs_this_session)
         elif args.command == "judge":
-            stages.train_judge(params, args.out)
+            stages.train_judge(params, args.out, args.metrics or beside(args.out, "metrics/judge.json"))
         elif args.command == "evaluate":
-            stages.evaluate_variant(params, args.variant, args.runs, args.judge, args.out)
+            stages.evaluate_variant(params, args.variant, args.runs, args.judge, args.out,
+                                    args.metrics or beside(args.out, "metrics"))
         elif args.command == "timing":
             stages.timing(params, args.out, None, args.reports)
         elif args.command == "report":

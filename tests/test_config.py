@@ -68,3 +68,21 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["error: judge.lr: expected a value >= 0.0, got -1.0"]
+
+
+@pytest.mark.parametrize("argv, call, expected", [
+    (["judge"], "train_judge", ("judge", Path("metrics/judge.json"))),
+    (["judge", "--out", "cpu-long/judge"], "train_judge", ("cpu-long/judge", Path("cpu-long/metrics/judge.json"))),
+    (["judge", "--out", "j", "--metrics", "m.json"], "train_judge", ("j", "m.json")),
+    (["evaluate", "dftnet"], "evaluate_variant", ("eval", Path("metrics"))),
+    (["evaluate", "dftnet", "--out", "cpu-long/eval"], "evaluate_variant", ("cpu-long/eval", Path("cpu-long/metrics"))),
+])
+def test_a_judge_or_evaluation_pointed_elsewhere_keeps_its_metrics_there(monkeypatch, argv, call, expected):
+    from dftnet import cli, stages
+
+    seen = {}
+    monkeypatch.setattr(stages, "load", lambda path: "params")
+    monkeypatch.setattr(stages, call, lambda params, *args: seen.setdefault("args", args))
+    assert cli.main(argv) == 0
+    out, metrics = (seen["args"][0], seen["args"][1]) if call == "train_judge" else (seen["args"][3], seen["args"][4])
+    assert (out, metrics) == expected
