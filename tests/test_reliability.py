@@ -250,6 +250,20 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
     assert (tmp_path / "a.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
+def test_a_failed_staged_output_leaves_no_folder_it_made_and_keeps_those_it_found(tmp_path):
+    (tmp_path / "kept").mkdir()
+    for dest in (tmp_path / "new" / "deeper" / "eval", tmp_path / "kept" / "eval"):
+        with pytest.raises(RuntimeError):
+            with atomic.staged(dest) as staging:
+                (staging / "seed0").mkdir()
+                (staging / "seed0" / "metrics.json").write_text("{}")
+                raise RuntimeError("a seed failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not list((tmp_path / "kept").iterdir())
+    with atomic.staged(tmp_path / "new" / "eval") as staging:
+        (staging / "a.json").write_text("{}")
+    assert (tmp_path / "new" / "eval" / "a.json").read_text() == "{}"
+
+
 # ------------------------------------------------------------- 5. orphans, locks
 def test_a_second_writer_into_a_run_folder_stops(tmp_path):
     with atomic.exclusive(tmp_path / "run", "training"):

@@ -104,15 +104,22 @@ def staged(dest: str | Path) -> Iterator[Path]:
     (same relative paths); when the block succeeds every file is moved into ``dest`` (replacing
     files of the same name, leaving others), when it fails nothing in ``dest`` has changed."""
     dest = Path(dest)
+    new_folders = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
     tmp = temp_dir_beside(dest, "staging")
+    done = False
     try:
         yield tmp
         for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
             target = dest / path.relative_to(tmp)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
+        done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:  # a failed run leaves no empty folders it made for the staging folder
+            for folder in new_folders:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 @contextlib.contextmanager
