@@ -250,6 +250,18 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
     assert (tmp_path / "a.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
+def test_a_failed_write_into_a_new_folder_leaves_no_folder_it_made(tmp_path):
+    (tmp_path / "kept").mkdir()
+    for path in (tmp_path / "new" / "deeper" / "a.json", tmp_path / "kept" / "a.json"):
+        with pytest.raises(RuntimeError):
+            with atomic.replacing(path) as tmp:
+                tmp.write_text("half")
+                raise RuntimeError("the writer failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not list((tmp_path / "kept").iterdir())
+    atomic.write_text(tmp_path / "new" / "a.json", "{}")
+    assert (tmp_path / "new" / "a.json").read_text() == "{}"
+
+
 def test_a_failed_staged_output_leaves_no_folder_it_made_and_keeps_those_it_found(tmp_path):
     (tmp_path / "kept").mkdir()
     for dest in (tmp_path / "new" / "deeper" / "eval", tmp_path / "kept" / "eval"):

@@ -20,11 +20,14 @@ from typing import Callable, Iterator
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
+    new_folders = _missing_folders(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    done = False
     try:
         yield tmp
         os.replace(tmp, path)
+        done = True
     except OSError:
         raise
     except Exception as err:  # a library's own error class for a failed write: was the disk full?
@@ -34,6 +37,20 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+        if not done:
+            _remove_empty(new_folders)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, deepest first."""
+    return [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) where empty: a failed write leaves no folder it made."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 FULL_BELOW = 8 * 2**20  # bytes free under which a failed write is put down to a full disk
@@ -104,7 +121,7 @@ def staged(dest: str | Path) -> Iterator[Path]:
     (same relative paths); when the block succeeds every file is moved into ``dest`` (replacing
     files of the same name, leaving others), when it fails nothing in ``dest`` has changed."""
     dest = Path(dest)
-    new_folders = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
+    new_folders = _missing_folders(dest)
     tmp = temp_dir_beside(dest, "staging")
     done = False
     try:
@@ -117,9 +134,7 @@ def staged(dest: str | Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not done:  # a failed run leaves no empty folders it made for the staging folder
-            for folder in new_folders:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            _remove_empty(new_folders)
 
 
 @contextlib.contextmanager
